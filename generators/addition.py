@@ -1,0 +1,111 @@
+"""Multi-operand addition: k operands of d decimal digits.
+
+The gold solver adds column by column from the least significant digit. Within a column it
+keeps a running total in a frame ``[CALL] @j #i total`` (column j, operand i next) and
+replaces that frame by a tail call after each operand, so the live context never holds more
+than one operand's work. A finished column leaves its digit and opens the next column with
+the carry (carries have several digits when many operands are added). A last frame turns the
+digits, written least significant first, into the answer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from generators.answers import answer_span
+from generators.pencil import CALL, MARKERS, TraceWriter
+from generators.task import Task, TaskParams, Trace, knob
+
+DIGITS = tuple("0123456789")
+
+
+@dataclass(frozen=True)
+class AdditionParams(TaskParams):
+    operands: int = knob(2, lo=2, hi=128, help="how many numbers are added (k)")
+    digits: int = knob(10, lo=1, hi=256, help="digits per operand (d), leading zeros allowed")
+
+    def columns(self) -> int:
+        """Columns the solver may visit: enough for the largest possible sum."""
+        return self.digits + len(str(self.operands))
+
+
+def _digit_tokens(value: int) -> tuple[str, ...]:
+    return tuple(str(value))
+
+
+class Addition(Task):
+    name = "addition"
+    version = 1
+    Params = AdditionParams
+    summary = "sum of k operands of d digits, column by column with carries"
+
+    def sample(self, params: AdditionParams, rng: np.random.Generator) -> dict[str, Any]:
+        table = rng.integers(0, 10, size=(params.operands, params.digits))
+        return {"operands": ["".join(map(str, row)) for row in table.tolist()]}
+
+    def prompt(self, params: AdditionParams, problem: Mapping[str, Any]) -> list[str]:
+        tokens: list[str] = []
+        for i, operand in enumerate(problem["operands"]):
+            if i:
+                tokens.append("+")
+            tokens.extend(operand)
+        tokens.append("=")
+        return tokens
+
+    def question(self, params: AdditionParams, problem: Mapping[str, Any]) -> str:
+        numbers = "\n".join(problem["operands"])
+        return (
+            f"Add the following {len(problem['operands'])} numbers (leading zeros are allowed "
+            f"and do not change a value):\n{numbers}\n"
+            "Finish with a line of the form 'Answer: <sum>' giving the sum in decimal digits."
+        )
+
+    def trace(self, params: AdditionParams, problem: Mapping[str, Any]) -> Trace:
+        operands = [operand[::-1] for operand in problem["operands"]]  # least significant first
+        out = TraceWriter()
+        out.call()
+        out.call("@0", "#1", "0")
+        written: list[str] = []
+        carry, column = 0, 0
+        while True:
+            total = carry
+            if column < params.digits:
+                for i, operand in enumerate(operands, start=1):
+                    total += int(operand[column])
+                    out.emit(operand[column])
+                    out.tail(f"@{column}", f"#{i + 1}", *_digit_tokens(total))
+            digit, carry = str(total % 10), total // 10
+            written.append(digit)
+            column += 1
+            if column < params.digits or carry:
+                out.ret(digit, CALL, f"@{column}", "#1", *_digit_tokens(carry))
+            else:
+                out.ret(digit)
+                break
+        answer = _digit_tokens(int("".join(reversed(written))))
+        out.ret(*answer)
+        return Trace(tuple(out.tokens), answer)
+
+    def parse_answer(self, params: AdditionParams, problem: Mapping[str, Any], text: str) -> tuple[str, ...] | None:
+        span = answer_span(text)
+        if span is None:
+            return None
+        match = _NUMBER.search(span)
+        if match is None:
+            return None
+        return _digit_tokens(int(re.sub(r"[^0-9]", "", match.group(0))))
+
+    def vocabulary(self, params: AdditionParams) -> tuple[str, ...]:
+        columns = tuple(f"@{j}" for j in range(params.columns() + 1))
+        operands = tuple(f"#{i}" for i in range(1, params.operands + 2))
+        return (*MARKERS, *DIGITS, "+", "=", *columns, *operands)
+
+
+_NUMBER = re.compile(r"\d(?:[\d,]|\s(?=\d))*")
+
+TASK = Addition()

@@ -1,0 +1,146 @@
+"""Building instance records: one pure function of (task, params, split, seed, index).
+
+The record schema (one JSONL line or Parquet row) is::
+
+    id, task, split, seed, index, params{}, problem{}, prompt, question, answer, cot,
+    pencil, stats{prompt_tokens, cot_tokens, pencil_tokens, pencil_max_context,
+    reductions, ...task statistics}, generator_version
+
+``prompt``, ``answer``, ``cot`` and ``pencil`` are space-joined compact tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from generators.pencil import MARKERS, replay, strip_markers
+from generators.registry import get_task
+from generators.seeding import MAX_ATTEMPTS, check_seed, check_split, home_split, item_rng, stable_id
+from generators.task import Task, TaskParams
+
+FIELDS = ("id", "task", "split", "seed", "index", "params", "problem", "prompt", "question",
+          "answer", "cot", "pencil", "stats", "generator_version")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What to generate: a task at one size, one split and one seed."""
+
+    task: str
+    params: Mapping[str, Any]
+    split: str = "train"
+    seed: int = 0
+
+    def resolve(self) -> tuple[Task, TaskParams]:
+        """The task and its validated ``Params``; ``ValueError`` on bad input."""
+        check_split(self.split)
+        check_seed(self.seed)
+        task = get_task(self.task)
+        return task, task.params(self.params)
+
+
+def draw_problem(task: Task, params: TaskParams, split: str, seed: int, index: int) -> dict[str, Any]:
+    """Problem ``index`` of the stream; it always belongs to ``split`` (see ``seeding``)."""
+    key = params.key()
+    for attempt in range(MAX_ATTEMPTS):
+        problem = task.sample(params, item_rng(task.name, key, split, seed, index, attempt))
+        if home_split(problem) == split:
+            return problem
+    raise ValueError(
+        f"{task.name} at {params.label()} has too few distinct problems to fill split {split!r}"
+    )
+
+
+def make_record(task: Task, params: TaskParams, split: str, seed: int, index: int) -> dict[str, Any]:
+    """Instance ``index`` as a full record, its gold trace checked on the way."""
+    problem = draw_problem(task, params, split, seed, index)
+    return record_from_problem(task, params, problem, split=split, seed=seed, index=index)
+
+
+def record_from_problem(task: Task, params: TaskParams, problem: Mapping[str, Any], *,
+                        split: str, seed: int, index: int) -> dict[str, Any]:
+    """A record for a given problem (also used for problems users bring themselves)."""
+    prompt = task.prompt(params, problem)
+    trace = task.trace(params, problem)
+    cot = strip_markers(trace.pencil)
+    run = replay(prompt, trace.pencil)
+    stats = {
+        "prompt_tokens": len(prompt),
+        "cot_tokens": len(cot),
+        "pencil_tokens": len(trace.pencil),
+        "pencil_max_context": run.peak_context,
+        "reductions": run.reductions,
+        **trace.stats,
+    }
+    record = {
+        "id": f"{task.name}-{split}-{seed}-{stable_id(params.key()):08x}-{index}",
+        "task": task.name,
+        "split": split,
+        "seed": seed,
+        "index": index,
+        "params": params.to_dict(),
+        "problem": dict(problem),
+        "prompt": " ".join(prompt),
+        "question": task.question(params, problem),
+        "answer": " ".join(trace.answer),
+        "cot": " ".join(cot),
+        "pencil": " ".join(trace.pencil),
+        "stats": stats,
+        "generator_version": f"{task.name}-v{task.version}",
+    }
+    problems = trace_problems(record)
+    if problems:
+        raise RuntimeError(f"gold trace of {record['id']} is invalid: {problems[0]}")
+    return record
+
+
+def trace_problems(record: Mapping[str, Any]) -> list[str]:
+    """Every broken trace invariant of a record (empty when the record is sound)."""
+    prompt, pencil = record["prompt"].split(), record["pencil"].split()
+    answer, cot = record["answer"].split(), record["cot"].split()
+    found = []
+    if any(token in MARKERS for token in prompt):
+        found.append("the prompt holds a marker")
+    run = replay(prompt, pencil)
+    if run.fault is not None:
+        found.append(f"protocol error {run.fault.error.value} at token {run.fault.position}")
+    if list(run.final) != answer:
+        found.append("reducing the PENCIL trace does not leave exactly the answer")
+    if cot != strip_markers(pencil):
+        found.append("the CoT is not the PENCIL trace without its markers")
+    if not answer or cot[len(cot) - len(answer):] != answer:
+        found.append("the CoT does not end with the answer")
+    stats = record["stats"]
+    expected = {"prompt_tokens": len(prompt), "cot_tokens": len(cot), "pencil_tokens": len(pencil),
+                "pencil_max_context": run.peak_context, "reductions": run.reductions}
+    for name, value in expected.items():
+        if stats.get(name) != value:
+            found.append(f"stats.{name} is {stats.get(name)}, the trace gives {value}")
+    return found
+
+
+def _make_chunk(args: tuple[Spec, int, int]) -> list[dict[str, Any]]:
+    spec, start, stop = args
+    task, params = spec.resolve()
+    return [make_record(task, params, spec.split, spec.seed, i) for i in range(start, stop)]
+
+
+def generate(spec: Spec, count: int, *, start: int = 0, workers: int = 1,
+             chunk: int = 64) -> Iterator[dict[str, Any]]:
+    """Records ``start .. start + count - 1`` in order; the same bytes for any ``workers``."""
+    spec.resolve()  # fail fast on bad input, in this process
+    if count < 0 or start < 0:
+        raise ValueError(f"count and start must be >= 0, got {count} and {start}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    bounds = [(spec, lo, min(lo + chunk, start + count)) for lo in range(start, start + count, chunk)]
+    if workers == 1:
+        for piece in bounds:
+            yield from _make_chunk(piece)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for records in pool.map(_make_chunk, bounds):
+            yield from records

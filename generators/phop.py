@@ -1,0 +1,125 @@
+"""p-hop induction (Sanford, Hsu and Telgarsky 2024; Saunshi et al. 2025).
+
+Positions are numbered 1..n. One hop from position i goes to the largest j <= i whose
+predecessor holds the symbol at i: ``x[j-1] == x[i]``. Starting at the last position, the
+answer is the symbol reached after p hops.
+
+Every instance is well posed: each hop finds a match, never stays where it is, and lands on
+a symbol different from the one it started from. The sampler builds the chain backwards
+and fills the gaps so that no nearer match exists.
+
+The solver passes state by tail calls: the live frame ``[CALL] r i x`` holds the hops left,
+the position and its symbol, and each hop replaces it by the next one, so the live context
+is the prompt plus one frame.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from generators.answers import answer_span
+from generators.pencil import MARKERS, TraceWriter
+from generators.task import Task, TaskParams, Trace, knob
+
+SYMBOLS = tuple("abcdefghijklmnopqrstuvwxyz")
+QUERY = "?"
+
+
+@dataclass(frozen=True)
+class PhopParams(TaskParams):
+    alphabet: int = knob(4, lo=2, hi=len(SYMBOLS), help="number of distinct symbols")
+    length: int = knob(256, lo=3, hi=8192, help="sequence length n")
+    hops: int = knob(16, lo=1, hi=256, help="hops p")
+
+    def check(self) -> None:
+        if self.hops > self.length - 2:
+            raise ValueError(f"hops must be in [1, length - 2] = [1, {self.length - 2}], got {self.hops}")
+
+
+class Phop(Task):
+    name = "phop"
+    version = 1
+    Params = PhopParams
+    summary = "p-hop induction: follow p induction-head hops back from the last symbol"
+
+    def sample(self, params: PhopParams, rng: np.random.Generator) -> dict[str, Any]:
+        n, p, a = params.length, params.hops, params.alphabet
+        gaps = rng.geometric(1.0 / a, size=p)
+        if gaps.sum() > n - 2:
+            # Too long for the sequence: a uniform composition of a total that fits.
+            total = int(rng.integers(p, n - 1))
+            cuts = np.sort(rng.choice(np.arange(1, total), size=p - 1, replace=False))
+            gaps = np.diff(np.concatenate(([0], cuts, [total])))
+        x = [-1] * (n + 1)  # 1-based; -1 = not yet chosen
+        x[n] = int(rng.integers(a))
+        here = n
+        for gap in gaps.tolist():
+            before = x[here]  # the symbol this hop searches for, one step to the left
+            there = here - gap
+            for position in range(there + 1, here):
+                if x[position] < 0:
+                    x[position] = _other(rng, a, before)
+            if x[there] < 0:
+                x[there] = _other(rng, a, before)
+            x[there - 1] = before
+            here = there
+        for position in range(1, here - 1):
+            x[position] = int(rng.integers(a))
+        return {"sequence": [SYMBOLS[s] for s in x[1:]], "hops": p}
+
+    def prompt(self, params: PhopParams, problem: Mapping[str, Any]) -> list[str]:
+        return [*problem["sequence"], QUERY, str(problem["hops"])]
+
+    def question(self, params: PhopParams, problem: Mapping[str, Any]) -> str:
+        sequence = " ".join(problem["sequence"])
+        return (
+            f"Here is a sequence of {len(problem['sequence'])} symbols, positions numbered from 1:\n"
+            f"{sequence}\n"
+            "One hop from position i goes to the largest position j <= i whose previous symbol "
+            "(at position j-1) equals the symbol at position i. Start at the last position and "
+            f"make {problem['hops']} hops. Which symbol is at the position you reach?\n"
+            "Finish with a line of the form 'Answer: <symbol>'."
+        )
+
+    def trace(self, params: PhopParams, problem: Mapping[str, Any]) -> Trace:
+        x = problem["sequence"]
+        here, left = len(x), problem["hops"]
+        out = TraceWriter()
+        out.call(str(left), str(here), x[here - 1])
+        while left:
+            symbol = x[here - 1]
+            j = here
+            while x[j - 2] != symbol:  # x[j - 2] is the symbol at position j - 1
+                j -= 1
+            here, left = j, left - 1
+            out.tail(str(left), str(here), x[here - 1])
+        out.ret(x[here - 1])
+        return Trace(tuple(out.tokens), (x[here - 1],))
+
+    def parse_answer(self, params: PhopParams, problem: Mapping[str, Any], text: str) -> tuple[str, ...] | None:
+        span = answer_span(text)
+        if span is None:
+            return None
+        match = _SYMBOL.search(span.lower())
+        return (match.group(1),) if match else None
+
+    def vocabulary(self, params: PhopParams) -> tuple[str, ...]:
+        numbers = tuple(str(i) for i in range(max(params.length, params.hops) + 1))
+        return (*MARKERS, *SYMBOLS[: params.alphabet], QUERY, *numbers)
+
+
+_SYMBOL = re.compile(r"(?<![a-z])([a-z])(?![a-z])")
+
+
+def _other(rng: np.random.Generator, alphabet: int, avoid: int) -> int:
+    """A uniform symbol different from ``avoid``."""
+    value = int(rng.integers(alphabet - 1))
+    return value + (value >= avoid)
+
+
+TASK = Phop()

@@ -1,0 +1,149 @@
+"""The task contract: what every task module provides, and how its size knobs are declared."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+def knob(default: Any, *, lo: float | None = None, hi: float | None = None,
+         choices: Sequence[Any] | None = None, help: str = "") -> Any:
+    """Declare one size knob of a task's ``Params`` with its allowed range or choices."""
+    return field(default=default, metadata={"lo": lo, "hi": hi, "choices": choices, "help": help})
+
+
+@dataclass(frozen=True)
+class TaskParams:
+    """Base of every task's frozen ``Params``: validates each knob against its declaration.
+
+    Subclasses add cross-field checks in ``check`` (called after the per-knob checks).
+    """
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value, meta = getattr(self, f.name), f.metadata
+            if meta.get("choices") is not None and value not in meta["choices"]:
+                allowed = ", ".join(map(str, meta["choices"]))
+                raise ValueError(f"{f.name} must be one of {allowed}, got {value!r}")
+            lo, hi = meta.get("lo"), meta.get("hi")
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                raise ValueError(f"{f.name} must be in {_range_text(lo, hi)}, got {value!r}")
+        self.check()
+
+    def check(self) -> None:
+        """Cross-knob constraints; raise ``ValueError`` naming the allowed range."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def key(self) -> str:
+        """Canonical text of the knobs: identifies a size in seeds, ids and tables."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    def label(self) -> str:
+        """Short human label of a size, e.g. ``k=4 d=10``."""
+        return " ".join(f"{name}={value}" for name, value in self.to_dict().items())
+
+
+def _range_text(lo: float | None, hi: float | None) -> str:
+    if hi is None:
+        return f"[{lo}, inf)"
+    if lo is None:
+        return f"(-inf, {hi}]"
+    return f"[{lo}, {hi}]"
+
+
+def describe_knobs(params_type: type[TaskParams]) -> list[dict[str, Any]]:
+    """Name, type, default, range and help of every knob (for ``pencilbench tasks``)."""
+    rows = []
+    for f in dataclasses.fields(params_type):
+        meta = f.metadata
+        if meta.get("choices") is not None:
+            allowed = "|".join(map(str, meta["choices"]))
+        else:
+            allowed = _range_text(meta.get("lo"), meta.get("hi"))
+        type_name = f.type if isinstance(f.type, str) else f.type.__name__
+        rows.append({"name": f.name, "type": type_name, "default": f.default,
+                     "allowed": allowed, "help": meta.get("help", "")})
+    return rows
+
+
+def coerce_params(params_type: type[TaskParams], values: Mapping[str, Any]) -> TaskParams:
+    """Build ``Params`` from loosely typed values (CLI strings, JSON); raise ``ValueError``."""
+    fields = {f.name: f for f in dataclasses.fields(params_type)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown parameter {unknown[0]!r}; known: {', '.join(fields)}")
+    typed = {}
+    for name, raw in values.items():
+        kind = type(fields[name].default)
+        try:
+            if kind is bool and isinstance(raw, str):
+                if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                typed[name] = raw.lower() in ("true", "1", "yes")
+            else:
+                typed[name] = kind(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
+    return params_type(**typed)
+
+
+@dataclass(frozen=True)
+class Trace:
+    """What a task's instrumented solver produced for one problem.
+
+    ``pencil`` is the generated side only (the prompt is not repeated); ``answer`` is what
+    ``reduce(pencil)`` must leave. ``stats`` holds task-specific search statistics.
+    """
+
+    pencil: tuple[str, ...]
+    answer: tuple[str, ...]
+    stats: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Task(ABC):
+    """One reasoning task. Instances are pure functions of ``(params, rng)``.
+
+    ``problem`` objects are plain JSON (the schemas are in the design notes), so other
+    tools can read them without this package.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[int]
+    Params: ClassVar[type[TaskParams]]
+    summary: ClassVar[str]
+
+    @abstractmethod
+    def sample(self, params: TaskParams, rng: np.random.Generator) -> dict[str, Any]:
+        """Draw one problem."""
+
+    @abstractmethod
+    def prompt(self, params: TaskParams, problem: Mapping[str, Any]) -> list[str]:
+        """Compact prompt tokens."""
+
+    @abstractmethod
+    def question(self, params: TaskParams, problem: Mapping[str, Any]) -> str:
+        """Natural-language question, with instructions on the answer's format."""
+
+    @abstractmethod
+    def trace(self, params: TaskParams, problem: Mapping[str, Any]) -> Trace:
+        """Solve the problem, recording the gold PENCIL trace as the solver works."""
+
+    @abstractmethod
+    def parse_answer(self, params: TaskParams, problem: Mapping[str, Any], text: str) -> tuple[str, ...] | None:
+        """Answer tokens found in free model text, or ``None`` when there is none."""
+
+    @abstractmethod
+    def vocabulary(self, params: TaskParams) -> tuple[str, ...]:
+        """Every token a prompt or trace of this size may use, markers included."""
+
+    def params(self, values: Mapping[str, Any] | None = None) -> TaskParams:
+        """``Params`` from loosely typed values; raises ``ValueError`` with the allowed range."""
+        return coerce_params(self.Params, values or {})

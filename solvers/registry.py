@@ -1,0 +1,25 @@
+"""The one list of oracles, keyed by task name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from solvers import addition, phop
+from solvers.score import Score
+
+Oracle = Callable[[Mapping[str, Any], Sequence[str]], Score]
+
+ORACLES: dict[str, Oracle] = {
+    "addition": addition.check,
+    "phop": phop.check,
+}
+
+
+def check_answer(task: str, problem: Mapping[str, Any], answer: Sequence[str]) -> Score:
+    """Score ``answer`` (compact tokens) for ``problem`` of ``task``."""
+    try:
+        oracle = ORACLES[task]
+    except KeyError:
+        raise ValueError(f"no oracle for task {task!r}; known: {', '.join(ORACLES)}") from None
+    return oracle(problem, answer)
