@@ -1,0 +1,157 @@
+"""The results store of a run directory: one SQLite file (WAL), one row per finished sample.
+
+A row is written the moment its sample finishes and committed at once, so a run killed at
+any point resumes exactly where it stopped: the harness skips every (model, mode, style,
+instance) that already has a row. ``instances`` keeps the records that were evaluated, so
+reports can show gold traces without the original dataset file.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+STORE_NAME = "results.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS evaluations (
+    model TEXT NOT NULL, mode TEXT NOT NULL, style TEXT NOT NULL,
+    config TEXT NOT NULL, versions TEXT NOT NULL, started TEXT NOT NULL,
+    PRIMARY KEY (model, mode, style)
+);
+CREATE TABLE IF NOT EXISTS instances (
+    id TEXT PRIMARY KEY, task TEXT NOT NULL, params TEXT NOT NULL, record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS samples (
+    model TEXT NOT NULL, mode TEXT NOT NULL, style TEXT NOT NULL, instance_id TEXT NOT NULL,
+    task TEXT NOT NULL, params TEXT NOT NULL, status TEXT NOT NULL,
+    correct INTEGER NOT NULL, partial REAL NOT NULL, parse_ok INTEGER NOT NULL,
+    parsed_answer TEXT, gold_answer TEXT NOT NULL,
+    peak_context INTEGER NOT NULL, generated_tokens INTEGER NOT NULL, reductions INTEGER NOT NULL,
+    trace_rate REAL, wall_time REAL NOT NULL, output TEXT NOT NULL, error TEXT,
+    context_lengths TEXT,
+    PRIMARY KEY (model, mode, style, instance_id)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The outcome of one (model, mode, style, instance).
+
+    ``status`` is ``ok``, ``context_overflow``, ``token_limit``, ``protocol_error`` or
+    ``model_error``; anything but ``ok`` counts as wrong. ``params`` is the size's canonical
+    JSON. ``context_lengths`` is the live context length after every generated token as a
+    JSON list (``None`` when not recorded).
+    """
+
+    model: str
+    mode: str
+    style: str
+    instance_id: str
+    task: str
+    params: str
+    status: str
+    correct: bool
+    partial: float
+    parse_ok: bool
+    parsed_answer: str | None
+    gold_answer: str
+    peak_context: int
+    generated_tokens: int
+    reductions: int
+    trace_rate: float | None
+    wall_time: float
+    output: str
+    error: str | None = None
+    context_lengths: str | None = None
+
+
+SAMPLE_COLUMNS = tuple(f.name for f in fields(Sample))
+
+
+def is_run_dir(path: str | Path) -> bool:
+    return (Path(path) / STORE_NAME).is_file()
+
+
+class ResultStore:
+    """Read and write access to ``RUN_DIR/results.sqlite``."""
+
+    def __init__(self, run_dir: str | Path, *, create: bool = False) -> None:
+        self.path = Path(run_dir) / STORE_NAME
+        if not create and not self.path.is_file():
+            raise FileNotFoundError(f"{run_dir} is not a pencilbench run directory (no {STORE_NAME})")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start_evaluation(self, model: str, mode: str, style: str, config: Mapping[str, Any],
+                         versions: Mapping[str, Any], started: str) -> None:
+        """Record how an evaluation was configured; the first configuration is kept on resume."""
+        with self.db:
+            self.db.execute(
+                "INSERT OR IGNORE INTO evaluations VALUES (?, ?, ?, ?, ?, ?)",
+                (model, mode, style, json.dumps(config, sort_keys=True),
+                 json.dumps(versions, sort_keys=True), started),
+            )
+
+    def add_instances(self, records: Iterable[Mapping[str, Any]]) -> None:
+        with self.db:
+            self.db.executemany(
+                "INSERT OR IGNORE INTO instances VALUES (?, ?, ?, ?)",
+                ((r["id"], r["task"], json.dumps(r["params"], sort_keys=True, separators=(",", ":")),
+                  json.dumps(r)) for r in records),
+            )
+
+    def finished(self, model: str, mode: str, style: str) -> set[str]:
+        """Instance ids that already have a row for this evaluation."""
+        rows = self.db.execute(
+            "SELECT instance_id FROM samples WHERE model = ? AND mode = ? AND style = ?",
+            (model, mode, style),
+        )
+        return {row[0] for row in rows}
+
+    def write(self, sample: Sample) -> bool:
+        """Commit one sample; ``False`` (and nothing written) if it already had a row."""
+        values = asdict(sample)
+        placeholders = ", ".join("?" for _ in SAMPLE_COLUMNS)
+        with self.db:
+            cursor = self.db.execute(
+                f"INSERT OR IGNORE INTO samples ({', '.join(SAMPLE_COLUMNS)}) VALUES ({placeholders})",
+                tuple(values[name] for name in SAMPLE_COLUMNS),
+            )
+        return cursor.rowcount == 1
+
+    def samples(self) -> pd.DataFrame:
+        """Every sample row, ordered, with booleans as ``bool``."""
+        frame = pd.read_sql_query(
+            f"SELECT {', '.join(SAMPLE_COLUMNS)} FROM samples ORDER BY model, mode, style, instance_id",
+            self.db,
+        )
+        for name in ("correct", "parse_ok"):
+            frame[name] = frame[name].astype(bool)
+        return frame
+
+    def evaluations(self) -> pd.DataFrame:
+        return pd.read_sql_query("SELECT * FROM evaluations ORDER BY model, mode, style", self.db)
+
+    def instances(self) -> dict[str, dict[str, Any]]:
+        """Evaluated records by id."""
+        return {row[0]: json.loads(row[1]) for row in self.db.execute("SELECT id, record FROM instances ORDER BY id")}
