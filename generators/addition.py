@@ -43,6 +43,14 @@ class Addition(Task):
     version = 1
     Params = AdditionParams
     summary = "sum of k operands of d digits, column by column with carries"
+    quickstart_sizes = ({"operands": 2, "digits": 5}, {"operands": 8, "digits": 3})
+    benchmark_sizes = (
+        {"operands": 2, "digits": 10},
+        {"operands": 8, "digits": 3},
+        {"operands": 32, "digits": 3},
+        {"operands": 64, "digits": 10},
+        {"operands": 2, "digits": 200},
+    )
 
     def sample(self, params: AdditionParams, rng: np.random.Generator) -> dict[str, Any]:
         table = rng.integers(0, 10, size=(params.operands, params.digits))

@@ -46,6 +46,13 @@ class Phop(Task):
     version = 1
     Params = PhopParams
     summary = "p-hop induction: follow p induction-head hops back from the last symbol"
+    quickstart_sizes = ({"length": 32, "hops": 4}, {"length": 64, "hops": 8})
+    benchmark_sizes = (
+        {"length": 256, "hops": 16},
+        {"length": 256, "hops": 32},
+        {"length": 1024, "hops": 64},
+        {"length": 4096, "hops": 64},
+    )
 
     def sample(self, params: PhopParams, rng: np.random.Generator) -> dict[str, Any]:
         n, p, a = params.length, params.hops, params.alphabet

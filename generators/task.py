@@ -119,6 +119,9 @@ class Task(ABC):
     version: ClassVar[int]
     Params: ClassVar[type[TaskParams]]
     summary: ClassVar[str]
+    # Small sizes for the quickstart suite, and the size table of ``pencilbench perf``.
+    quickstart_sizes: ClassVar[tuple[Mapping[str, Any], ...]]
+    benchmark_sizes: ClassVar[tuple[Mapping[str, Any], ...]]
 
     @abstractmethod
     def sample(self, params: TaskParams, rng: np.random.Generator) -> dict[str, Any]:
