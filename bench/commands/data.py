@@ -1,0 +1,137 @@
+"""Dataset commands: ``tasks``, ``generate``, ``show`` and ``solve``."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from typing import Any
+
+from tqdm import tqdm
+
+from bench.errors import UserError
+from bench.tables import format_table
+from bench.verify import summarize
+from generators.dataset import Spec, generate
+from generators.export import check_format, read_records, write_records, write_segments
+from generators.pencil import RETURN, Reducer
+from generators.registry import TASKS
+from generators.seeding import SPLITS
+from generators.task import describe_knobs
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    tasks = commands.add_parser("tasks", help="list tasks with their parameters, defaults and ranges")
+    tasks.set_defaults(run=run_tasks)
+
+    gen = commands.add_parser("generate", help="generate a dataset with gold CoT and PENCIL traces")
+    gen.add_argument("task", help="task name (see `pencilbench tasks`)")
+    gen.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                     help="task parameter, repeatable")
+    gen.add_argument("-n", "--count", type=int, default=100, help="number of instances (default 100)")
+    gen.add_argument("--start", type=int, default=0, help="index of the first instance (default 0)")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--split", default="train", choices=SPLITS)
+    gen.add_argument("--out", required=True, help="output file, .jsonl or .parquet")
+    gen.add_argument("--segments", help="also write PENCIL training segments here (.jsonl or .parquet)")
+    gen.add_argument("--workers", type=int, default=1, help="processes (same bytes for any count)")
+    gen.set_defaults(run=run_generate)
+
+    show = commands.add_parser("show", help="print one instance: prompt, CoT and the PENCIL trace step by step")
+    show.add_argument("path")
+    show.add_argument("--index", type=int, default=0, help="position of the record in the file")
+    show.set_defaults(run=run_show)
+
+    solve = commands.add_parser("solve", help="re-check every record with its oracle and the trace invariants")
+    solve.add_argument("path")
+    solve.set_defaults(run=run_solve)
+
+
+def parse_params(pairs: list[str]) -> dict[str, str]:
+    values = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"parameter {pair!r} is not KEY=VALUE")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def run_tasks(args: argparse.Namespace) -> int:
+    for task in TASKS.values():
+        print(f"{task.name}: {task.summary}")
+        rows = [(k["name"], k["type"], k["default"], k["allowed"], k["help"]) for k in describe_knobs(task.Params)]
+        print(_indent(format_table(("parameter", "type", "default", "allowed", "meaning"), rows)))
+        print()
+    return 0
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    check_format(args.out)
+    if args.segments:
+        check_format(args.segments)
+    spec = Spec(args.task, parse_params(args.param), args.split, args.seed)
+    spec.resolve()
+    records = generate(spec, args.count, start=args.start, workers=args.workers)
+    bar = tqdm(records, total=args.count, desc=f"generate {args.task}", unit="inst")
+    kept: list[dict[str, Any]] = []
+    written = write_records(args.out, _keep(bar, kept) if args.segments else bar)
+    print(f"wrote {written} records to {args.out}")
+    if args.segments:
+        print(f"wrote {write_segments(args.segments, kept)} segments to {args.segments}")
+    return 0
+
+
+def _keep(records: Any, kept: list[dict[str, Any]]) -> Any:
+    for record in records:
+        kept.append(record)
+        yield record
+
+
+def run_show(args: argparse.Namespace) -> int:
+    records = read_records(args.path)
+    if not 0 <= args.index < len(records):
+        raise UserError(f"--index must be in [0, {len(records) - 1}], got {args.index}")
+    record = records[args.index]
+    prompt = record["prompt"].split()
+    print(f"id        {record['id']}")
+    print(f"size      {record['params']}")
+    print(f"question  {record['question']}")
+    print(f"\nprompt ({len(prompt)} tokens)\n  {record['prompt']}")
+    print(f"\nanswer\n  {record['answer']}")
+    print(f"\nchain of thought ({len(record['cot'].split())} tokens)\n  {record['cot']}")
+    print("\nPENCIL trace, one line per step; each [RETURN] reduces the live context")
+    reducer = Reducer(prompt)
+    step: list[str] = []
+    for token in record["pencil"].split():
+        before = len(reducer.context)
+        reducer.push(token)
+        step.append(token)
+        if token == RETURN:
+            print(f"  {' '.join(step)}\n      => live context {before} -> {len(reducer.context)} tokens")
+            step = []
+    if step:
+        print(f"  {' '.join(step)}")
+    print(f"\npeak context {reducer.peak} (CoT: {len(prompt) + len(record['cot'].split())}), "
+          f"{reducer.reductions} reductions, final: {' '.join(reducer.generated_live)}")
+    return 0
+
+
+def run_solve(args: argparse.Namespace) -> int:
+    records = read_records(args.path)
+    summaries, failures = summarize(tqdm(records, desc="verify", unit="rec", leave=False))
+    print(summary_table(summaries))
+    for record_id, problem in failures[:20]:
+        print(f"FAIL {record_id}: {problem}")
+    bad = len({record_id for record_id, _ in failures})
+    print(f"{len(records) - bad}/{len(records)} records verified")
+    return 1 if failures else 0
+
+
+def summary_table(summaries: list[Any]) -> str:
+    headers = ("task", "size", "n", "verified", "CoT peak mean", "CoT peak max",
+               "PENCIL peak mean", "PENCIL peak max")
+    return format_table(headers, [tuple(asdict(s).values()) for s in summaries])
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
