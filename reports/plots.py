@@ -1,0 +1,230 @@
+"""The report's figures, rendered to PNG bytes.
+
+Figures are built on ``matplotlib.figure.Figure`` directly (no pyplot state, no GUI), and
+saved without the software tag, so the same numbers give the same bytes. Each model keeps
+one colour and each mode one line style across every figure, and legends sit below the
+axes so they never cover data.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
+
+from reports.tables import Size, SizeRow, budget_curve, size_axis
+
+COLOURS = (
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#ff7f0e",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#7f7f7f",
+    "#bcbd22",
+)
+LINES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D", "v", "P")
+WIDTH, HEIGHT, DPI = 7.2, 4.4, 110
+
+
+@dataclass(frozen=True)
+class LineStyle:
+    colour: str
+    line: str
+    marker: str
+
+
+def line_styles(entries: pd.DataFrame) -> dict[str, LineStyle]:
+    """Colour by model, line style and marker by mode (and style), from an entry table with
+    columns ``entry``, ``model``, ``mode``, ``style``."""
+    models = sorted(entries["model"].unique())
+    variants = sorted({(mode, style) for mode, style in zip(entries["mode"], entries["style"], strict=True)})
+    out = {}
+    for entry, model, mode, style in entries[["entry", "model", "mode", "style"]].itertuples(index=False):
+        variant = variants.index((mode, style))
+        out[entry] = LineStyle(
+            COLOURS[models.index(model) % len(COLOURS)],
+            LINES[variant % len(LINES)],
+            MARKERS[variant % len(MARKERS)],
+        )
+    return out
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _new(title: str) -> tuple[Figure, object]:
+    figure = Figure(figsize=(WIDTH, HEIGHT), layout="constrained")
+    axes = figure.add_subplot()
+    axes.set_title(title, fontsize=11)
+    axes.grid(True, which="major", alpha=0.3)
+    return figure, axes
+
+
+def _legend(figure: Figure, axes: object, count: int) -> None:
+    columns = min(count, 3)
+    figure.legend(
+        *axes.get_legend_handles_labels(),
+        loc="outside lower center",
+        ncols=columns,
+        fontsize=8,
+        frameon=False,
+    )
+
+
+def _tokens_x_axis(axes: object, low: float, high: float) -> None:
+    """A log-2 x axis of token counts labelled with plain integers."""
+    axes.set_xscale("log", base=2)
+    axes.set_xlim(low, high)
+    axis = axes.xaxis
+    axis.set_major_locator(LogLocator(base=2, numticks=9))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.0f}"))
+    axis.set_minor_locator(NullLocator())
+
+
+def _accuracy_axis(axes: object, label: str) -> None:
+    axes.set_ylim(-0.03, 1.03)
+    axes.set_ylabel(label)
+
+
+def accuracy_vs_size(
+    task: str, task_sizes: Sequence[Size], rows: Sequence[SizeRow], styles: Mapping[str, LineStyle]
+) -> bytes:
+    """Accuracy at each size, one line per entry with Wilson 95% error bars; the entries are
+    nudged sideways a little so that equal points and their bars stay visible."""
+    figure, axes = _new(f"{task}: accuracy by problem size")
+    numeric = size_axis(task_sizes)
+    log = False
+    if numeric is None:
+        positions = [float(i) for i in range(len(task_sizes))]
+        tilt = len(task_sizes) > 2
+        axes.set_xticks(
+            positions,
+            [size.label for size in task_sizes],
+            rotation=20 if tilt else 0,
+            ha="right" if tilt else "center",
+            fontsize=8,
+        )
+        axes.set_xlabel("problem size (ordered by gold CoT length)")
+        axes.set_xlim(-0.5, len(task_sizes) - 0.5)
+    else:
+        knob, positions = numeric
+        log = max(positions) / max(min(positions), 1e-9) >= 8
+        if log:
+            axes.set_xscale("log", base=2)
+        axes.xaxis.set_major_locator(FixedLocator(positions))
+        axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axes.xaxis.set_minor_locator(NullLocator())
+        axes.set_xlabel(f"problem size: {knob}" + (" (log scale)" if log else ""))
+    where = {size.params: x for size, x in zip(task_sizes, positions, strict=True)}
+    spread = (max(positions) - min(positions)) or 1.0
+    entries = sorted({row.entry for row in rows})
+    for index, entry in enumerate(entries):
+        nudge = (index - (len(entries) - 1) / 2) * 0.03
+        mine = sorted((row for row in rows if row.entry == entry), key=lambda row: where[row.size.params])
+        x = np.array([where[row.size.params] for row in mine])
+        if numeric is None:
+            x = x + nudge * 2
+        elif log:
+            x = x * 2 ** (nudge * 2)
+        else:
+            x = x + nudge * spread / 4
+        accuracy = np.array([row.score.accuracy for row in mine])
+        below = accuracy - np.array([row.score.low for row in mine])
+        above = np.array([row.score.high for row in mine]) - accuracy
+        style = styles[entry]
+        axes.errorbar(
+            x,
+            accuracy,
+            yerr=np.vstack([below, above]),
+            color=style.colour,
+            linestyle=style.line,
+            marker=style.marker,
+            markersize=5,
+            capsize=3,
+            elinewidth=0.9,
+            label=entry,
+        )
+    _accuracy_axis(axes, "accuracy (share correct, 95% CI)")
+    _legend(figure, axes, len(entries))
+    return _png(figure)
+
+
+def accuracy_vs_budget(
+    title: str, frames: Mapping[str, pd.DataFrame], styles: Mapping[str, LineStyle]
+) -> bytes:
+    """Share solved within a context budget B, one step curve per entry (macro over tasks)."""
+    figure, axes = _new(title)
+    peaks = np.concatenate([frame["peak_context"].to_numpy() for frame in frames.values()])
+    low, high = max(1.0, peaks.min() / 1.3), peaks.max() * 1.3
+    for entry, frame in frames.items():
+        budgets, shares = budget_curve(frame)
+        style = styles[entry]
+        x = np.concatenate(([low], budgets, [high]))
+        y = np.concatenate(([0.0], shares, [shares[-1] if len(shares) else 0.0]))
+        axes.step(x, y, where="post", color=style.colour, linestyle=style.line, linewidth=1.8, label=entry)
+    _tokens_x_axis(axes, low, high)
+    axes.set_xlabel("context budget B (tokens, log scale)")
+    _accuracy_axis(axes, "solved within budget B (share of samples)")
+    _legend(figure, axes, len(frames))
+    return _png(figure)
+
+
+@dataclass(frozen=True)
+class ContextTrail:
+    """Live context length after each generated token, for one line of the sawtooth plot."""
+
+    label: str
+    lengths: tuple[int, ...]
+    style: LineStyle
+    reduces: bool  # a PENCIL trail: the zoomed panel is fitted to these
+
+
+def live_context(title: str, prompt_tokens: int, trails: Sequence[ContextTrail]) -> bytes:
+    """Live context over generation steps: CoT grows without end, PENCIL saws back down.
+
+    The lower panel zooms on the range the PENCIL traces live in, where the prompt would
+    otherwise flatten the sawtooth into a line.
+    """
+    figure = Figure(figsize=(WIDTH, HEIGHT * 1.45), layout="constrained")
+    full, zoom = figure.subplots(2, 1, sharex=True, height_ratios=(1, 1))
+    full.set_title(title, fontsize=11)
+    longest = max(len(trail.lengths) for trail in trails)
+    for axes in (full, zoom):
+        for trail in trails:
+            steps = np.arange(len(trail.lengths) + 1)
+            lengths = np.concatenate(([prompt_tokens], trail.lengths))
+            axes.step(
+                steps,
+                lengths,
+                where="post",
+                color=trail.style.colour,
+                linestyle=trail.style.line,
+                linewidth=1.3,
+                label=trail.label,
+            )
+        axes.axhline(prompt_tokens, color="#555555", linewidth=0.8, linestyle=":", label="prompt length")
+        axes.grid(True, alpha=0.3)
+        axes.set_ylabel("live context (tokens)")
+    full.set_xlim(0, longest)
+    full.set_ylim(0, None)
+    reduced = [max(trail.lengths) for trail in trails if trail.reduces]
+    if reduced:
+        top = max(reduced)
+        zoom.set_ylim(prompt_tokens - 0.1 * (top - prompt_tokens) - 1, top + 0.1 * (top - prompt_tokens) + 1)
+    zoom.set_title("zoom on the PENCIL range", fontsize=9)
+    zoom.set_xlabel("generation step (tokens generated)")
+    _legend(figure, full, len(trails) + 1)
+    return _png(figure)
