@@ -12,7 +12,8 @@ The record schema (one JSONL line or Parquet row) is::
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,11 +137,16 @@ def generate(spec: Spec, count: int, *, start: int = 0, workers: int = 1,
         raise ValueError(f"count and start must be >= 0, got {count} and {start}")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    bounds = [(spec, lo, min(lo + chunk, start + count)) for lo in range(start, start + count, chunk)]
+    pieces = ((spec, lo, min(lo + chunk, start + count)) for lo in range(start, start + count, chunk))
     if workers == 1:
-        for piece in bounds:
+        for piece in pieces:
             yield from _make_chunk(piece)
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        for records in pool.map(_make_chunk, bounds):
-            yield from records
+        window: deque[Future[list[dict[str, Any]]]] = deque()
+        for piece in pieces:
+            window.append(pool.submit(_make_chunk, piece))
+            if len(window) >= 4 * workers:
+                yield from window.popleft().result()
+        while window:
+            yield from window.popleft().result()

@@ -26,6 +26,7 @@ CALL = "[CALL]"
 SEP = "[SEP]"
 RETURN = "[RETURN]"
 MARKERS = (CALL, SEP, RETURN)
+_MARKER_SET = frozenset(MARKERS)
 
 
 class ProtocolError(str, Enum):
@@ -71,7 +72,7 @@ class Reducer:
         context.append(token)
         if len(context) > self.peak:
             self.peak = len(context)
-        if self.fault is not None or token not in MARKERS:
+        if self.fault is not None or token not in _MARKER_SET:
             return None
         position = len(context) - 1
         if token == CALL:
@@ -85,12 +86,21 @@ class Reducer:
         return self.fault
 
     def extend(self, tokens: Iterable[str]) -> Fault | None:
-        """Push tokens in order; return the first fault they cause, if any."""
-        for token in tokens:
-            fault = self.push(token)
-            if fault is not None:
-                return fault
-        return None
+        """Push tokens in order (plain runs are appended in bulk); return a new fault."""
+        tokens = tokens if isinstance(tokens, list | tuple) else list(tokens)
+        before, start = self.fault, 0
+        for i in [i for i, token in enumerate(tokens) if token in _MARKER_SET]:
+            self._append_plain(tokens[start:i])
+            self.push(tokens[i])
+            start = i + 1
+        self._append_plain(tokens[start:])
+        return self.fault if self.fault is not before else None
+
+    def _append_plain(self, tokens: Sequence[str]) -> None:
+        self.context.extend(tokens)
+        self.generated += len(tokens)
+        if len(self.context) > self.peak:
+            self.peak = len(self.context)
 
     @property
     def generated_live(self) -> list[str]:
@@ -106,11 +116,14 @@ class Reducer:
             self._fail(ProtocolError.RETURN_WITHOUT_SEP)
             return
         context, calls = self.context, self._calls
-        sep = self._seps.pop()
-        # A [SEP] is only accepted with a live [CALL] before it, and reductions erase a
-        # [SEP] only together with every [CALL] after it, so the search always succeeds.
+        seps = self._seps
+        sep = seps.pop()
+        # A [SEP] is only accepted with a live [CALL] before it, and a reduction never
+        # erases a [CALL] that lies before a surviving [SEP], so this search succeeds.
         cut = bisect.bisect_left(calls, sep) - 1
         call = calls[cut]
+        while seps and seps[-1] > call:
+            seps.pop()
         answer = context[sep + 1 : -1]
         later_calls = calls[cut + 1 :]
         del calls[cut:]
@@ -126,7 +139,8 @@ class Replay:
     """What a generation did to the live context."""
 
     final: tuple[str, ...]  # live tokens after the prompt once everything is pushed
-    peak_context: int  # max of len(prompt) + live generated tokens over all steps
+    peak_context: int  # max of len(prompt) + live generated tokens, counting each [RETURN]
+    # before it reduces (so it equals the longest training segment)
     reductions: int
     fault: Fault | None
     lengths: tuple[int, ...] | None  # live context length after every token, if asked for
@@ -135,12 +149,14 @@ class Replay:
 def replay(prompt: Sequence[str], generated: Iterable[str], *, lengths: bool = False) -> Replay:
     """Run a whole generation through a :class:`Reducer` (after a fault it keeps appending)."""
     reducer = Reducer(prompt)
-    context, push = reducer.context, reducer.push
-    trail: list[int] | None = [] if lengths else None
-    for token in generated:
-        push(token)
-        if trail is not None:
+    trail: list[int] | None = None
+    if lengths:
+        context, push, trail = reducer.context, reducer.push, []
+        for token in generated:
+            push(token)
             trail.append(len(context))
+    else:
+        reducer.extend(generated)
     return Replay(
         final=tuple(reducer.generated_live),
         peak_context=reducer.peak,

@@ -62,22 +62,26 @@ class Phop(Task):
             total = int(rng.integers(p, n - 1))
             cuts = np.sort(rng.choice(np.arange(1, total), size=p - 1, replace=False))
             gaps = np.diff(np.concatenate(([0], cuts, [total])))
-        x = [-1] * (n + 1)  # 1-based; -1 = not yet chosen
-        x[n] = int(rng.integers(a))
-        here = n
-        for gap in gaps.tolist():
-            before = x[here]  # the symbol this hop searches for, one step to the left
-            there = here - gap
-            for position in range(there + 1, here):
-                if x[position] < 0:
-                    x[position] = _other(rng, a, before)
-            if x[there] < 0:
-                x[there] = _other(rng, a, before)
-            x[there - 1] = before
-            here = there
-        for position in range(1, here - 1):
-            x[position] = int(rng.integers(a))
-        return {"sequence": [SYMBOLS[s] for s in x[1:]], "hops": p}
+        # Chain symbols t[0] (last position) .. t[p]: each differs from the one before; a
+        # one-step hop lands on the symbol two hops back, which already sits there.
+        steps = rng.integers(a - 1, size=p + 1).tolist()
+        chain = [int(rng.integers(a))]
+        for k in range(1, p + 1):
+            if k >= 2 and gaps[k - 1] == 1:
+                chain.append(chain[k - 2])
+            else:
+                chain.append((chain[k - 1] + 1 + steps[k]) % a)
+        landing = n - np.cumsum(gaps)  # q_1 .. q_p
+        x = rng.integers(a, size=n + 1)  # 1-based; x[0] is unused
+        # Between landing q_k and q_{k-1}, nothing may match t[k-1]: no nearer hop target.
+        avoid = np.repeat(np.array(chain[:p][::-1]), gaps[::-1])
+        fill = rng.integers(a - 1, size=len(avoid))
+        x[landing[-1] : n] = fill + (fill >= avoid)
+        t = np.array(chain)
+        x[n] = t[0]
+        x[landing] = t[1:]
+        x[landing - 1] = t[:-1]
+        return {"sequence": [SYMBOLS[s] for s in x[1:].tolist()], "hops": p}
 
     def prompt(self, params: PhopParams, problem: Mapping[str, Any]) -> list[str]:
         return [*problem["sequence"], QUERY, str(problem["hops"])]
@@ -121,12 +125,6 @@ class Phop(Task):
 
 
 _SYMBOL = re.compile(r"(?<![a-z])([a-z])(?![a-z])")
-
-
-def _other(rng: np.random.Generator, alphabet: int, avoid: int) -> int:
-    """A uniform symbol different from ``avoid``."""
-    value = int(rng.integers(alphabet - 1))
-    return value + (value >= avoid)
 
 
 TASK = Phop()

@@ -27,7 +27,7 @@ def measure(task_name: str, params: Mapping[str, Any], seconds: float) -> dict[s
     """Generate for about ``seconds`` in this process, then replay every trace."""
     spec = Spec(task_name, params, split="train", seed=0)
     records, started = [], time.perf_counter()
-    for record in generate(spec, 10**9):
+    for record in generate(spec, 10**9, chunk=1):
         records.append(record)
         if time.perf_counter() - started >= seconds and len(records) >= 5:
             break
