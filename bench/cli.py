@@ -31,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args) or 0
     except (UserError, ValueError, OSError) as error:
-        print(f"pencilbench: error: {error}", file=sys.stderr)
+        print(f"pencilbench: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("pencilbench: interrupted", file=sys.stderr)

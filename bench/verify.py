@@ -20,7 +20,11 @@ def record_problems(record: Mapping[str, Any]) -> list[str]:
     except ValueError as error:
         return [str(error)]
     found = trace_problems(record)
-    if not check_answer(record["task"], record["problem"], record["answer"].split()).correct:
+    try:
+        verdict = check_answer(record["task"], record["problem"], record["answer"].split())
+    except ValueError as error:
+        return [*found, str(error)]
+    if not verdict.correct:
         found.append("the oracle rejects the gold answer")
     return found
 

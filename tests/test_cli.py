@@ -1,0 +1,102 @@
+"""The data commands end to end, and their answers to bad input."""
+
+import json
+
+import pytest
+
+from bench.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_generate_show_solve(tmp_path, capsys):
+    data, segments = tmp_path / "a.parquet", tmp_path / "seg.jsonl"
+    code, out, _ = run(capsys, "generate", "addition", "-p", "operands=3", "-p", "digits=4", "-n", "30",
+                       "--split", "test", "--out", str(data), "--segments", str(segments))
+    assert code == 0 and "wrote 30 records" in out
+    assert segments.read_text().count("\n") > 30
+    code, out, _ = run(capsys, "show", str(data), "--index", "2")
+    assert code == 0
+    assert "=> live context" in out and "peak context" in out
+    code, out, _ = run(capsys, "solve", str(data))
+    assert code == 0 and "30/30 records verified" in out
+    assert "operands=3 digits=4" in out
+
+
+def test_solve_catches_a_tampered_record(tmp_path, capsys):
+    data = tmp_path / "a.jsonl"
+    assert main(["generate", "phop", "-p", "length=20", "-p", "hops=3", "-n", "5", "--out", str(data)]) == 0
+    lines = data.read_text().splitlines()
+    record = json.loads(lines[1])
+    record["answer"] = "z"
+    lines[1] = json.dumps(record)
+    data.write_text("\n".join(lines) + "\n")
+    capsys.readouterr()
+    code, out, _ = run(capsys, "solve", str(data))
+    assert code == 1
+    assert "FAIL" in out and "4/5 records verified" in out
+
+
+def test_tasks_lists_parameters_and_ranges(capsys):
+    code, out, _ = run(capsys, "tasks")
+    assert code == 0
+    assert "addition" in out and "phop" in out and "[2, 128]" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["generate", "chess", "--out", "x.jsonl"], "unknown task 'chess'"),
+        (["generate", "addition", "-p", "operands=999", "--out", "x.jsonl"], "operands must be in [2, 128]"),
+        (["generate", "addition", "-p", "operands", "--out", "x.jsonl"], "is not KEY=VALUE"),
+        (["generate", "addition", "--out", "x.csv"], "must end in .jsonl or .parquet"),
+        (["solve", "missing.jsonl"], "no such file"),
+        (["show", "missing.parquet"], "no such file"),
+    ],
+)
+def test_user_errors_print_one_line_and_exit_2(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_malformed_files_name_the_line(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": 1}\nnot json\n')
+    code, _, err = run(capsys, "solve", str(bad))
+    assert code == 2 and f"{bad}:1: not a pencilbench record" in err
+    bad.write_text("not json\n")
+    code, _, err = run(capsys, "solve", str(bad))
+    assert code == 2 and f"{bad}:1: not a JSON object" in err
+    broken = tmp_path / "bad.parquet"
+    broken.write_bytes(b"PAR1 not really")
+    code, _, err = run(capsys, "show", str(broken))
+    assert code == 2 and "not a readable Parquet file" in err.splitlines()[0]
+
+
+def test_show_index_out_of_range(tmp_path, capsys):
+    data = tmp_path / "a.jsonl"
+    main(["generate", "addition", "-n", "3", "--out", str(data)])
+    capsys.readouterr()
+    code, _, err = run(capsys, "show", str(data), "--index", "3")
+    assert code == 2 and "--index must be in [0, 2]" in err
+
+
+def test_python_dash_m_bench_works():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "bench", "tasks"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "phop" in done.stdout
+
+
+def test_quickstart_builds_and_verifies_the_suite(tmp_path, capsys):
+    code, out, _ = run(capsys, "quickstart", "--out", str(tmp_path / "qs"), "-n", "3")
+    assert code == 0
+    assert (tmp_path / "qs" / "suite.jsonl").is_file()
+    for task in ("addition", "phop"):
+        assert task in out
