@@ -2,6 +2,8 @@
 
 An adapter only turns a context into a continuation. Retries, timeouts, concurrency and
 caching belong to the wrapper in ``bench.adapters.wrapper``, so no adapter repeats them.
+Adapters signal a failed call by raising :class:`AdapterError`; anything else they raise
+is treated the same way (retried, then recorded against the sample).
 """
 
 from __future__ import annotations
@@ -15,12 +17,25 @@ class Request:
     """Continue ``context`` for at most ``max_tokens`` tokens, stopping at any of ``stop``.
 
     In the compact prompt style ``context`` is space-joined task tokens; in the instruct
-    style it is natural-language text.
+    style it is natural-language text. ``context[:prompt_chars]`` is the prompt and the
+    rest is what the model generated so far (chat endpoints send them as two messages).
+    ``instance`` names the dataset record being solved; only the replay adapters
+    (``oracle``, ``random``) look at it, real models never see it.
     """
 
     context: str
     stop: tuple[str, ...] = ()
     max_tokens: int = 256
+    prompt_chars: int | None = None
+    instance: str | None = None
+
+    @property
+    def prompt(self) -> str:
+        return self.context if self.prompt_chars is None else self.context[: self.prompt_chars]
+
+    @property
+    def generated(self) -> str:
+        return "" if self.prompt_chars is None else self.context[self.prompt_chars :]
 
 
 @dataclass(frozen=True)
@@ -36,9 +51,23 @@ class Completion:
     completion_tokens: int | None = None
 
 
+class AdapterError(Exception):
+    """A call that failed. ``retryable`` calls are tried again after a back-off of at
+    least ``retry_after`` seconds (a server's ``Retry-After``)."""
+
+    def __init__(self, message: str, *, retryable: bool = True, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
 @runtime_checkable
 class Adapter(Protocol):
-    """Anything with ``complete``; ``complete_batch`` and ``count_tokens`` are optional."""
+    """Anything with ``complete``. Optional extras the harness uses when present:
+    ``complete_batch(requests) -> list[Completion]`` (one call for many samples),
+    ``count_tokens(text) -> int`` (context lengths in the model's own tokens),
+    ``check()`` (fail fast on an unreachable model, raising ``UserError``) and
+    ``reset()`` (called after a call timed out, e.g. to restart a subprocess)."""
 
     name: str
 

@@ -1,0 +1,133 @@
+"""OpenAI-compatible HTTP endpoints (vLLM, llama.cpp server, Ollama, hosted APIs), with the
+standard library only.
+
+``api="completions"`` posts the whole context as ``prompt``; ``api="chat"`` sends the
+prompt as the user message and what the model wrote so far as an assistant message to be
+continued (vLLM's ``continue_final_message``). Decoding is greedy unless a temperature is
+given. The API key is read from an environment variable (``OPENAI_API_KEY`` by default);
+no key means no ``Authorization`` header, which local servers accept.
+
+PENCIL mode sends ``[RETURN]`` as a stop string. Endpoints do not echo a matched stop
+string, so the adapter reads which one matched from ``stop_reason`` (vLLM) or
+``stopping_word`` (llama.cpp); an endpoint that reports neither is treated as having ended
+on its own, and no reduction happens.
+
+Every transport fault (refused or dropped connection, timeout, HTTP 408/409/429/5xx,
+malformed JSON, no choices) raises a retryable :class:`AdapterError`; HTTP 429 and 503
+pass their ``Retry-After`` on. Other HTTP errors (a bad request) are not retried.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import urllib.error
+import urllib.request
+from typing import Any
+
+from bench.adapters.base import AdapterError, Completion, Request
+from bench.errors import UserError
+
+RETRYABLE_HTTP = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+class OpenAIAdapter:
+    def __init__(self, model: str, base_url: str, *, api: str = "completions",
+                 api_key_env: str = "OPENAI_API_KEY", temperature: float = 0.0,
+                 timeout: float = 60.0) -> None:
+        if not model:
+            raise UserError("openai model spec needs a model name, e.g. openai:gpt-4o-mini")
+        if api not in ("completions", "chat"):
+            raise ValueError(f"api must be one of completions, chat, got {api!r}")
+        if not base_url.startswith(("http://", "https://")):
+            raise UserError(f"--base-url must start with http:// or https://, got {base_url!r}")
+        self.model, self.api, self.temperature, self.timeout = model, api, temperature, timeout
+        self.base_url = base_url.rstrip("/")
+        self.api_key = os.environ.get(api_key_env) or None
+        self.name = f"openai:{model}"
+
+    def check(self) -> None:
+        """Fail fast when nothing answers at the base URL (an HTTP error still means it is there)."""
+        try:
+            urllib.request.urlopen(self._request("GET", "/models"), timeout=min(self.timeout, 10)).close()
+        except urllib.error.HTTPError:
+            return
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+            reason = getattr(error, "reason", error)
+            raise UserError(f"cannot reach {self.base_url}: {reason}") from None
+
+    def complete(self, request: Request) -> Completion:
+        body: dict[str, Any] = {"model": self.model, "max_tokens": request.max_tokens,
+                                "temperature": self.temperature}
+        if request.stop:
+            body["stop"] = list(request.stop)
+        if self.api == "completions":
+            body["prompt"] = request.context
+            path = "/completions"
+        else:
+            messages = [{"role": "user", "content": request.prompt}]
+            if request.generated:
+                messages.append({"role": "assistant", "content": request.generated})
+                body.update(continue_final_message=True, add_generation_prompt=False)
+            body["messages"] = messages
+            path = "/chat/completions"
+        data = self._post(path, body)
+        return self._parse(data, request)
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> urllib.request.Request:
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        payload = None if body is None else json.dumps(body).encode()
+        return urllib.request.Request(self.base_url + path, data=payload, headers=headers, method=method)
+
+    def _post(self, path: str, body: dict[str, Any]) -> Any:
+        try:
+            with urllib.request.urlopen(self._request("POST", path, body), timeout=self.timeout) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as error:
+            detail = error.read()[:200].decode(errors="replace")
+            raise AdapterError(f"HTTP {error.code}: {detail}", retryable=error.code in RETRYABLE_HTTP,
+                               retry_after=_retry_after(error.headers.get("Retry-After"))) from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+            raise AdapterError(f"{type(error).__name__}: {getattr(error, 'reason', error)}") from None
+        try:
+            return json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise AdapterError(f"malformed JSON in response: {raw[:80]!r}") from None
+
+    def _parse(self, data: Any, request: Request) -> Completion:
+        choices = data.get("choices") if isinstance(data, dict) else None
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise AdapterError("response has no choices")
+        choice = choices[0]
+        if self.api == "completions":
+            text = choice.get("text")
+        else:
+            message = choice.get("message")
+            text = message.get("content") if isinstance(message, dict) else None
+        if text is None and choice.get("finish_reason") is not None:
+            text = ""
+        if not isinstance(text, str):
+            raise AdapterError("response choice has no text")
+        matched = choice.get("stop_reason", choice.get("stopping_word", data.get("stopping_word")))
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        return Completion(
+            text,
+            "length" if choice.get("finish_reason") == "length" else "stop",
+            matched if matched in request.stop else None,
+            _int_or_none(usage.get("prompt_tokens")),
+            _int_or_none(usage.get("completion_tokens")),
+        )
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) else None

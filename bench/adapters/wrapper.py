@@ -1,0 +1,213 @@
+"""What every adapter gets for free: retries with exponential back-off, per-call timeouts,
+bounded concurrency and a response cache.
+
+The harness hands a :class:`Client` the requests of several samples at once
+(:meth:`Client.complete_many`). Each comes back as a :class:`Completion`, or as a
+:class:`ModelFailure` once its retries are spent; the harness records that failure against
+its sample and carries on, so a flaky model never stops a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bench.adapters.base import Adapter, AdapterError, Completion, Request
+
+
+@dataclass(frozen=True)
+class CallPolicy:
+    """How calls are made. ``timeout`` (seconds, ``None`` = wait forever) bounds each
+    attempt; attempt ``k`` that fails waits ``backoff * 2**k`` seconds (at most
+    ``max_backoff``, at least the server's ``Retry-After``) before the next one."""
+
+    retries: int = 4
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+    timeout: float | None = None
+    concurrency: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.retries <= 100:
+            raise ValueError(f"retries must be in [0, 100], got {self.retries}")
+        if self.backoff < 0 or self.max_backoff < 0:
+            raise ValueError("backoff and max_backoff must be >= 0")
+        if self.timeout is not None and self.timeout <= 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {self.timeout}")
+        if not 1 <= self.concurrency <= 1024:
+            raise ValueError(f"concurrency must be in [1, 1024], got {self.concurrency}")
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        wait = min(self.max_backoff, self.backoff * 2**attempt)
+        return max(wait, retry_after or 0.0)
+
+
+@dataclass(frozen=True)
+class ModelFailure:
+    """A request that failed for good: ``message`` says why and after how many attempts."""
+
+    message: str
+
+
+class ResponseCache:
+    """Completions by request, so a resumed run does not pay twice for calls it already made.
+
+    In memory (least recently used entries dropped beyond ``capacity``), and also in a
+    SQLite file when ``path`` is given. Only the thread that drives the run touches it.
+    """
+
+    def __init__(self, model: str, path: str | Path | None = None, capacity: int = 100_000) -> None:
+        self.model = model
+        self.capacity = capacity
+        self.memory: OrderedDict[str, Completion] = OrderedDict()
+        self.db: sqlite3.Connection | None = None
+        if path is not None:
+            self.db = sqlite3.connect(path, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, completion TEXT)")
+
+    def key(self, request: Request) -> str:
+        text = json.dumps([self.model, asdict(request)], sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def get(self, request: Request) -> Completion | None:
+        key = self.key(request)
+        if key in self.memory:
+            self.memory.move_to_end(key)
+            return self.memory[key]
+        if self.db is None:
+            return None
+        row = self.db.execute("SELECT completion FROM responses WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        completion = Completion(**json.loads(row[0]))
+        self._remember(key, completion)
+        return completion
+
+    def put(self, request: Request, completion: Completion) -> None:
+        key = self.key(request)
+        self._remember(key, completion)
+        if self.db is not None:
+            with self.db:
+                self.db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?)",
+                                (key, json.dumps(asdict(completion))))
+
+    def _remember(self, key: str, completion: Completion) -> None:
+        self.memory[key] = completion
+        if len(self.memory) > self.capacity:
+            self.memory.popitem(last=False)
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+
+
+class Client:
+    """An adapter behind retries, timeouts, a concurrency bound and an optional cache."""
+
+    def __init__(self, adapter: Adapter, policy: CallPolicy = CallPolicy(), *,
+                 cache: ResponseCache | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.adapter = adapter
+        self.policy = policy
+        self.cache = cache
+        self.sleep = sleep
+        self.calls = 0  # attempts made, failed ones included
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(policy.concurrency) if policy.concurrency > 1 else None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        if self.cache is not None:
+            self.cache.close()
+
+    def complete_many(self, requests: Sequence[Request]) -> list[Completion | ModelFailure]:
+        """One result per request, in order; at most ``policy.concurrency`` calls at a time."""
+        results: list[Completion | ModelFailure | None] = [None] * len(requests)
+        missing = []
+        for i, request in enumerate(requests):
+            hit = self.cache.get(request) if self.cache is not None else None
+            if hit is None:
+                missing.append(i)
+            else:
+                results[i] = hit
+        fresh = self._fetch([requests[i] for i in missing])
+        for i, result in zip(missing, fresh, strict=True):
+            results[i] = result
+            if self.cache is not None and isinstance(result, Completion):
+                self.cache.put(requests[i], result)
+        return results  # type: ignore[return-value]
+
+    def _fetch(self, requests: list[Request]) -> list[Completion | ModelFailure]:
+        if not requests:
+            return []
+        batch = getattr(self.adapter, "complete_batch", None)
+        if batch is not None and len(requests) > 1:
+            try:
+                self._count()
+                out = batch(requests)
+                if len(out) == len(requests) and all(isinstance(c, Completion) for c in out):
+                    return list(out)
+            except Exception:  # noqa: BLE001 - the per-request path below retries and reports
+                pass
+        if self._pool is None or len(requests) == 1:
+            return [self._with_retries(request) for request in requests]
+        return list(self._pool.map(self._with_retries, requests))
+
+    def _count(self) -> None:
+        with self._lock:
+            self.calls += 1
+
+    def _with_retries(self, request: Request) -> Completion | ModelFailure:
+        attempt = 0
+        while True:
+            self._count()
+            try:
+                completion = self._attempt(request)
+                if not isinstance(completion, Completion) or not isinstance(completion.text, str):
+                    raise AdapterError(f"adapter returned {type(completion).__name__}, not a Completion",
+                                       retryable=False)
+                return completion
+            except AdapterError as error:
+                problem, retryable, retry_after = str(error), error.retryable, error.retry_after
+            except Exception as error:  # noqa: BLE001 - any adapter fault is data, not a crash
+                problem, retryable, retry_after = f"{type(error).__name__}: {error}", True, None
+            if not retryable or attempt >= self.policy.retries:
+                tries = "1 attempt" if attempt == 0 else f"{attempt + 1} attempts"
+                return ModelFailure(f"{problem} (after {tries})")
+            self.sleep(self.policy.delay(attempt, retry_after))
+            attempt += 1
+
+    def _attempt(self, request: Request) -> Completion:
+        timeout = self.policy.timeout
+        if timeout is None:
+            return self.adapter.complete(request)
+        # A thread per attempt, so an attempt that hangs is abandoned without holding a
+        # worker; its adapter is reset so the abandoned call cannot answer a later one.
+        box: list[Completion | BaseException] = []
+        done = threading.Event()
+
+        def call() -> None:
+            try:
+                box.append(self.adapter.complete(request))
+            except BaseException as error:  # noqa: BLE001 - handed back to the caller
+                box.append(error)
+            done.set()
+
+        threading.Thread(target=call, daemon=True).start()
+        if not done.wait(timeout):
+            reset = getattr(self.adapter, "reset", None)
+            if reset is not None:
+                reset()
+            raise AdapterError(f"timed out after {timeout:g} s")
+        if isinstance(box[0], BaseException):
+            raise box[0]
+        return box[0]

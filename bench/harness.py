@@ -1,0 +1,285 @@
+"""The inference loop: drive a model through dataset records in one mode, score each
+sample with the task's oracle and write it to the results store as soon as it finishes.
+
+Modes: ``direct`` (prompt to answer), ``cot`` (one continuation, no reduction) and
+``pencil`` (``[RETURN]`` is a stop string; at each one the live context is reduced with the
+one reduction engine, ``generators.pencil.Reducer``, and the reduced context is sent back
+for the next call, until the model ends on its own).
+
+Lengths. In the compact style every length is in compact tokens. In the instruct style it
+is in pieces (words and markers, see ``bench.prompts``), or, when the adapter has
+``count_tokens``, in the model's own tokens: the prompt counts ``count_tokens(prompt)`` and
+each generated piece ``count_tokens(piece)``.
+
+Budgets. ``max_tokens`` bounds the tokens generated per sample (``[RETURN]`` stop tokens
+included); ``max_context`` bounds the live context (prompt plus live generated tokens,
+counted before a reduction erases anything). Each call asks for one token more than the
+budgets allow; a model that uses it, or stops for length, would have exceeded them and the
+sample ends with status ``token_limit`` or ``context_overflow``. Nothing is truncated to
+fit; such samples count as wrong.
+
+Answers. Compact style: direct takes the whole output; cot takes its last ``len(gold
+answer)`` tokens (a compact chain of thought ends with its answer and has no delimiter);
+pencil takes the final reduced output. An empty answer or one holding a marker is a parse
+failure. Instruct style: the task's ``parse_answer`` on the final (reduced) text, which
+strips ``<think>`` blocks; no answer, or a parser that raises, is a parse failure.
+
+Trace rate (cot and pencil): the length of the longest common prefix of every token the
+model generated, in order (erased ones and ``[RETURN]`` included, instruct pieces compared
+without their whitespace), and the gold trace of the mode (``cot`` or ``pencil`` tokens),
+divided by the gold trace's length. 1.0 means the model reproduced the gold trace exactly.
+
+``context_lengths`` holds the live context length after each generated token (after the
+reduction a ``[RETURN]`` triggers), so the sawtooth of a PENCIL run can be drawn.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import time
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tqdm import tqdm
+
+from bench.adapters.base import Completion, Request
+from bench.adapters.wrapper import Client, ModelFailure
+from bench.prompts import instruct_prompt, pieces
+from bench.store import ResultStore, Sample
+from generators.pencil import MARKERS, RETURN, Reducer
+from generators.registry import get_task
+from solvers.registry import check_answer
+from solvers.score import Score
+
+MODES = ("direct", "cot", "pencil")
+STYLES = ("compact", "instruct")
+OK, CONTEXT_OVERFLOW, TOKEN_LIMIT, PROTOCOL_ERROR, MODEL_ERROR = (
+    "ok", "context_overflow", "token_limit", "protocol_error", "model_error")
+INSTRUCT_MAX_TOKENS = 4096
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """One evaluation's settings (``max_context=None``: no context budget)."""
+
+    mode: str
+    style: str = "compact"
+    max_tokens: int = 4096
+    max_context: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.style not in STYLES:
+            raise ValueError(f"style must be one of {', '.join(STYLES)}, got {self.style!r}")
+        if self.max_tokens < 1:
+            raise ValueError(f"max tokens must be >= 1, got {self.max_tokens}")
+        if self.max_context is not None and self.max_context < 1:
+            raise ValueError(f"max context must be >= 1, got {self.max_context}")
+
+
+def default_max_tokens(records: Iterable[Mapping[str, Any]], mode: str, style: str) -> int:
+    """The token budget when none is given: twice the longest gold generation of the mode
+    plus 64 (compact style), or 4096 model tokens (instruct style)."""
+    if style == "instruct":
+        return INSTRUCT_MAX_TOKENS
+    field = {"direct": "answer", "cot": "cot", "pencil": "pencil"}[mode]
+    return 2 * max((len(record[field].split()) for record in records), default=0) + 64
+
+
+class ModelFailed(Exception):
+    """Thrown into a running sample when its model call failed for good."""
+
+
+def _enforce_stop(completion: Completion, stop: Sequence[str]) -> tuple[str, bool]:
+    """The completion's text and whether it ended at a stop string (cut at the first one,
+    for adapters that do not honour stop strings themselves)."""
+    text = completion.text
+    cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
+    if cut >= 0:
+        return text[:cut], True
+    return text, completion.stop is not None and completion.stop in stop
+
+
+def _compact_answer(mode: str, live: Sequence[str], gold: Sequence[str]) -> tuple[str, ...] | None:
+    if mode == "cot":
+        if len(live) < len(gold):
+            return None
+        answer = tuple(live[len(live) - len(gold):])
+    else:
+        answer = tuple(live)
+    if not answer or any(token in MARKERS for token in answer):
+        return None
+    return answer
+
+
+def run_sample(record: Mapping[str, Any], config: EvalConfig, model: str,
+               weigh: Callable[[str], int] | None = None) -> Generator[Request, Completion, Sample]:
+    """One sample as a coroutine: yields requests, receives completions (or has
+    :class:`ModelFailed` thrown in), returns the finished :class:`Sample`."""
+    started = time.perf_counter()
+    task = get_task(record["task"])
+    params = task.params(record["params"])
+    mode, compact = config.mode, config.style == "compact"
+    if compact:
+        prompt = record["prompt"]
+        prompt_len = len(prompt.split())
+        split: Callable[[str], list[str]] = str.split
+    else:
+        prompt = instruct_prompt(record, mode)
+        prompt_len = weigh(prompt) if weigh is not None else len(pieces(prompt))
+        split = pieces
+    gold_answer = record["answer"].split()
+    gold = record["pencil"].split() if mode == "pencil" else record["cot"].split() if mode == "cot" else []
+    stop = (RETURN,) if mode == "pencil" else ()
+    max_tokens = config.max_tokens
+    max_context = math.inf if config.max_context is None else config.max_context
+
+    reducer = Reducer()
+    live, push = reducer.context, reducer.push
+    lengths: list[int] = []
+    generated = matched = 0
+    matching = bool(gold)
+    live_weight, peak = 0, prompt_len
+    status, error = OK, None
+    try:
+        while True:
+            length = prompt_len + (live_weight if weigh is not None else len(live))
+            tokens_left, context_left = max_tokens - generated, max_context - length
+            cap = int(min(tokens_left, context_left)) + 1  # using the extra token means exceeding
+            if compact:
+                context = f"{prompt} {' '.join(live)}" if live else prompt
+            else:
+                context = prompt + "".join(live)
+            completion = yield Request(context, stop, cap, len(prompt), record["id"])
+            text, stopped = _enforce_stop(completion, stop)
+            tokens = split(text)
+            if len(tokens) > cap:  # an adapter that ignored the cap: what it wrote beyond is unused
+                tokens, stopped = tokens[:cap], False
+            if stopped:
+                tokens.append(RETURN)
+            for token in tokens:
+                generated += 1
+                if generated > max_tokens:
+                    status = TOKEN_LIMIT
+                    break
+                reductions = reducer.reductions
+                fault = push(token)
+                if weigh is None:
+                    length, peak = prompt_len + len(live), prompt_len + reducer.peak
+                else:
+                    before = prompt_len + live_weight + weigh(token)
+                    peak = max(peak, before)
+                    live_weight = (sum(map(weigh, live)) if reducer.reductions != reductions
+                                   else before - prompt_len)
+                    length = prompt_len + live_weight
+                lengths.append(length)
+                if matching:
+                    if matched < len(gold) and (token if compact else token.strip()) == gold[matched]:
+                        matched += 1
+                    else:
+                        matching = False
+                if fault is not None:
+                    status = PROTOCOL_ERROR
+                    error = f"{fault.error.value} at generated token {fault.position}"
+                    break
+                if peak > max_context:
+                    status = CONTEXT_OVERFLOW
+                    break
+            if status != OK:
+                break
+            if stopped:
+                continue
+            if completion.finish_reason == "length":
+                status = TOKEN_LIMIT if tokens_left <= context_left else CONTEXT_OVERFLOW
+            break
+    except ModelFailed as failure:
+        status, error = MODEL_ERROR, str(failure)
+
+    output = " ".join(live) if compact else "".join(live)
+    answer: tuple[str, ...] | None = None
+    if status == OK:
+        if compact:
+            answer = _compact_answer(mode, live, gold_answer)
+        else:
+            try:
+                answer = task.parse_answer(params, record["problem"], output)
+            except Exception as problem:  # noqa: BLE001 - unparsable model text is a parse failure
+                error = f"answer parser failed: {type(problem).__name__}: {problem}"
+    score = Score.wrong()
+    if answer is not None:
+        try:
+            score = check_answer(task.name, record["problem"], answer)
+        except Exception as problem:  # noqa: BLE001 - an answer the oracle cannot read is wrong
+            error = f"oracle rejected the answer: {type(problem).__name__}: {problem}"
+    return Sample(
+        model=model, mode=mode, style=config.style, instance_id=record["id"], task=task.name,
+        params=params.key(), status=status, correct=bool(score.correct), partial=float(score.partial),
+        parse_ok=answer is not None, parsed_answer=None if answer is None else " ".join(answer),
+        gold_answer=record["answer"], peak_context=int(peak), generated_tokens=generated,
+        reductions=reducer.reductions, trace_rate=matched / len(gold) if gold else None,
+        wall_time=time.perf_counter() - started, output=output, error=error,
+        context_lengths=json.dumps(lengths, separators=(",", ":")),
+    )
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What one call of :func:`evaluate` did: samples written and skipped (already in the
+    store), seconds spent, tokens generated and model calls made."""
+
+    written: int
+    skipped: int
+    seconds: float
+    tokens: int
+    calls: int
+
+
+def evaluate(records: Sequence[Mapping[str, Any]], client: Client, config: EvalConfig,
+             store: ResultStore, model: str, *, progress: bool = True) -> RunSummary:
+    """Evaluate every record that has no row yet for (model, mode, style); each sample is
+    committed as it finishes, so an interrupted run resumes where it stopped."""
+    started = time.perf_counter()
+    done = store.finished(model, config.mode, config.style)
+    todo = [record for record in records if record["id"] not in done]
+    store.add_instances(todo)
+    weigh = None
+    count_tokens = getattr(client.adapter, "count_tokens", None)
+    if config.style == "instruct" and count_tokens is not None:
+        weigh = functools.lru_cache(maxsize=1 << 16)(count_tokens)
+    queue = iter(todo)
+    active: list[tuple[Generator[Request, Completion, Sample], Request]] = []
+    written = tokens = 0
+    calls = client.calls
+    bar = tqdm(total=len(todo), desc=f"{model} {config.mode}", unit="sample", disable=not progress)
+    try:
+        while True:
+            while len(active) < client.policy.concurrency:
+                record = next(queue, None)
+                if record is None:
+                    break
+                job = run_sample(record, config, model, weigh)
+                active.append((job, next(job)))
+            if not active:
+                break
+            results = client.complete_many([request for _, request in active])
+            running = []
+            for (job, _), result in zip(active, results, strict=True):
+                try:
+                    if isinstance(result, ModelFailure):
+                        running.append((job, job.throw(ModelFailed(result.message))))
+                    else:
+                        running.append((job, job.send(result)))
+                except StopIteration as end:
+                    sample: Sample = end.value
+                    written += store.write(sample)
+                    tokens += sample.generated_tokens
+                    bar.update()
+            active = running
+    finally:
+        bar.close()
+    return RunSummary(written, len(records) - len(todo), time.perf_counter() - started, tokens,
+                      client.calls - calls)
