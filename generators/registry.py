@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from generators import addition, phop
+from generators import addition, einstein, phop
 from generators.task import Task
 
 TASKS: dict[str, Task] = {
     task.name: task
     for task in (
         addition.TASK,
+        einstein.TASK,
         phop.TASK,
     )
 }
