@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
 
 
 def wilson(successes: int, total: int, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -14,3 +18,45 @@ def wilson(successes: int, total: int, z: float = 1.959963984540054) -> tuple[fl
     centre = (p + z * z / (2 * total)) / denominator
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+FIRST_BUDGET = 256
+
+
+def budgets(largest: int) -> list[int]:
+    """Context budgets for a table: powers of two from 256 up to the first that holds
+    ``largest`` (the largest peak context seen)."""
+    out = [FIRST_BUDGET]
+    while out[-1] < largest:
+        out.append(out[-1] * 2)
+    return out
+
+
+def accuracy_within(correct: Sequence[bool], peaks: Sequence[int], budget: int) -> float:
+    """Share of samples solved within a context budget: correct and peak context <= budget."""
+    if not correct:
+        return 0.0
+    return sum(bool(c) and p <= budget for c, p in zip(correct, peaks, strict=True)) / len(correct)
+
+
+def summarize(samples: pd.DataFrame) -> list[dict[str, Any]]:
+    """One row per (model, mode, style, task, size): n, accuracy with its Wilson 95%
+    interval, mean partial credit, parse-failure rate, mean and max peak context, and
+    accuracy within each budget of :func:`budgets` (keys ``acc@B``) over the whole frame."""
+    if samples.empty:
+        return []
+    grid = budgets(int(samples["peak_context"].max()))
+    rows = []
+    keys = ["model", "mode", "style", "task", "params"]
+    for key, group in samples.groupby(keys, sort=True):
+        correct, peaks = group["correct"].astype(bool).tolist(), group["peak_context"].tolist()
+        n, solved = len(group), int(sum(correct))
+        low, high = wilson(solved, n)
+        row = dict(zip(keys, key, strict=True))
+        row.update(n=n, accuracy=solved / n, ci_low=low, ci_high=high,
+                   partial=float(group["partial"].mean()),
+                   parse_failures=float((~group["parse_ok"].astype(bool)).mean()),
+                   peak_mean=float(group["peak_context"].mean()), peak_max=int(group["peak_context"].max()))
+        row.update({f"acc@{b}": accuracy_within(correct, peaks, b) for b in grid})
+        rows.append(row)
+    return rows

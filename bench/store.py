@@ -9,6 +9,7 @@ reports can show gold traces without the original dataset file.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
@@ -151,6 +152,27 @@ class ResultStore:
 
     def evaluations(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT * FROM evaluations ORDER BY model, mode, style", self.db)
+
+    def export(self, path: str | Path) -> int:
+        """Write every sample row to ``path`` (``.jsonl`` or ``.parquet``); return how many.
+
+        The file is written under a temporary name and renamed, so it is never half written.
+        """
+        path = Path(path)
+        if path.suffix not in (".jsonl", ".parquet"):
+            raise ValueError(f"{path}: the export file name must end in .jsonl or .parquet")
+        frame = self.samples()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial")
+        try:
+            if path.suffix == ".jsonl":
+                frame.to_json(partial, orient="records", lines=True, force_ascii=False)
+            else:
+                frame.to_parquet(partial, index=False)
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+        return len(frame)
 
     def instances(self) -> dict[str, dict[str, Any]]:
         """Evaluated records by id."""

@@ -11,8 +11,8 @@ The record schema (one JSONL line or Parquet row) is::
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
 from collections import deque
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any

@@ -20,7 +20,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 CALL = "[CALL]"
 SEP = "[SEP]"
@@ -29,7 +29,7 @@ MARKERS = (CALL, SEP, RETURN)
 _MARKER_SET = frozenset(MARKERS)
 
 
-class ProtocolError(str, Enum):
+class ProtocolError(StrEnum):
     """Why a sequence of markers could not be reduced."""
 
     SEP_OUTSIDE_FRAME = "sep_outside_frame"
