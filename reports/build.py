@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,11 @@ def _percent(value: float) -> str:
     return f"{100 * value:.1f}"
 
 
+def _tokens(value: float) -> str:
+    """A mean token count; ``-`` when the runs kept no instance records to take it from."""
+    return "-" if math.isnan(value) else f"{value:.1f}"
+
+
 def _with_interval(score: Score | Standing) -> str:
     return f"{_percent(score.accuracy)} [{_percent(score.low)}, {_percent(score.high)}]"
 
@@ -119,10 +125,7 @@ def _summary(data: RunData) -> str:
         f"{len(data.tasks())} tasks ({', '.join(data.tasks())}), from {', '.join(data.run_dirs)}."
     )
     if data.duplicates:
-        text += (
-            f" {data.duplicates} samples repeated in a later run directory were ignored "
-            "(the first run given wins)."
-        )
+        text += f" {data.duplicates} samples repeated in a later run directory were ignored (the first run given wins)."
     return text
 
 
@@ -196,8 +199,8 @@ def _task_section(data: RunData, task: str, order: list[str], styles: dict[str, 
     cells = tuple(
         (
             row.size.label,
-            f"{row.size.gold_cot_context:.1f}",
-            f"{row.size.gold_pencil_context:.1f}",
+            _tokens(row.size.gold_cot_context),
+            _tokens(row.size.gold_pencil_context),
             row.entry,
             str(row.score.samples),
             _with_interval(row.score),
@@ -246,7 +249,7 @@ def _task_section(data: RunData, task: str, order: list[str], styles: dict[str, 
 def _chosen_instance(data: RunData, task: str) -> str | None:
     """The instance whose live context is drawn: one a model's run recorded context lengths
     for if any, and among those the one with the longest gold CoT."""
-    frame = data.samples[(data.samples["task"] == task) & data.samples["instance_id"].isin(data.instances)]
+    frame = data.samples[(data.samples["task"] == task) & data.samples["instance_id"].isin(set(data.instances))]
     if frame.empty:
         return None
     recorded = set(frame.loc[frame["context_lengths"].notna(), "instance_id"])
@@ -268,9 +271,7 @@ def _live_contexts(data: RunData, order: list[str], styles: dict[str, LineStyle]
     for task in data.tasks():
         instance_id = _chosen_instance(data, task)
         if instance_id is None:
-            blocks.append(
-                Paragraph(f"{task}: the runs kept no instance records, so there is no gold trace to draw.")
-            )
+            blocks.append(Paragraph(f"{task}: the runs kept no instance records, so there is no gold trace to draw."))
             continue
         record = data.instances[instance_id]
         prompt, pencil = record["prompt"].split(), record["pencil"].split()
@@ -285,9 +286,7 @@ def _live_contexts(data: RunData, order: list[str], styles: dict[str, LineStyle]
             ),
             ContextTrail(f"gold PENCIL (peak {gold.peak_context})", gold.lengths, GOLD_PENCIL, True),
         ]
-        runs = data.samples[
-            (data.samples["instance_id"] == instance_id) & data.samples["context_lengths"].notna()
-        ]
+        runs = data.samples[(data.samples["instance_id"] == instance_id) & data.samples["context_lengths"].notna()]
         runs = runs.set_index("entry")
         for entry in [e for e in order if e in runs.index][:MOST_MODEL_TRAILS]:
             run = runs.loc[entry]

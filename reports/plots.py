@@ -89,7 +89,9 @@ def _tokens_x_axis(axes: object, low: float, high: float) -> None:
     axes.set_xscale("log", base=2)
     axes.set_xlim(low, high)
     axis = axes.xaxis
-    axis.set_major_locator(LogLocator(base=2, numticks=9))
+    # A narrow range gets ticks at 1.5 times the powers of two as well, so it is never unlabelled.
+    subs = (1.0,) if high / low >= 8 else (1.0, 1.5)
+    axis.set_major_locator(LogLocator(base=2, subs=subs, numticks=9))
     axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.0f}"))
     axis.set_minor_locator(NullLocator())
 
@@ -162,9 +164,7 @@ def accuracy_vs_size(
     return _png(figure)
 
 
-def accuracy_vs_budget(
-    title: str, frames: Mapping[str, pd.DataFrame], styles: Mapping[str, LineStyle]
-) -> bytes:
+def accuracy_vs_budget(title: str, frames: Mapping[str, pd.DataFrame], styles: Mapping[str, LineStyle]) -> bytes:
     """Share solved within a context budget B, one step curve per entry (macro over tasks)."""
     figure, axes = _new(title)
     peaks = np.concatenate([frame["peak_context"].to_numpy() for frame in frames.values()])
