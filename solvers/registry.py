@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from solvers import addition, phop
+from solvers import addition, einstein, phop
 from solvers.score import Score
 
 Oracle = Callable[[Mapping[str, Any], Sequence[str]], Score]
 
 ORACLES: dict[str, Oracle] = {
     "addition": addition.check,
+    "einstein": einstein.check,
     "phop": phop.check,
 }
 
