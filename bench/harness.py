@@ -35,12 +35,14 @@ reduction a ``[RETURN]`` triggers), so the sawtooth of a PENCIL run can be drawn
 
 from __future__ import annotations
 
+import bisect
 import functools
 import json
 import math
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 from tqdm import tqdm
@@ -104,6 +106,18 @@ def _enforce_stop(completion: Completion, stop: Sequence[str]) -> tuple[str, boo
     return text, completion.stop is not None and completion.stop in stop
 
 
+def _follow(gold: Sequence[str], matched: int, tokens: Sequence[str]) -> tuple[int, bool]:
+    """Extend the matched prefix of the gold trace by ``tokens``; return the new length and
+    whether the generation still follows the gold trace."""
+    if list(gold[matched : matched + len(tokens)]) == list(tokens):
+        return matched + len(tokens), True
+    for token in tokens:
+        if matched >= len(gold) or gold[matched] != token:
+            break
+        matched += 1
+    return matched, False
+
+
 def _compact_answer(mode: str, live: Sequence[str], gold: Sequence[str]) -> tuple[str, ...] | None:
     if mode == "cot":
         if len(live) < len(gold):
@@ -138,16 +152,16 @@ def run_sample(record: Mapping[str, Any], config: EvalConfig, model: str,
     max_tokens = config.max_tokens
     max_context = math.inf if config.max_context is None else config.max_context
 
+    pencil = mode == "pencil"
     reducer = Reducer()
-    live, push = reducer.context, reducer.push
+    live = reducer.context  # in direct and cot modes it is only appended to, never reduced
     lengths: list[int] = []
     generated = matched = 0
     matching = bool(gold)
-    live_weight, peak = 0, prompt_len
+    length = peak = prompt_len
     status, error = OK, None
     try:
         while True:
-            length = prompt_len + (live_weight if weigh is not None else len(live))
             tokens_left, context_left = max_tokens - generated, max_context - length
             cap = int(min(tokens_left, context_left)) + 1  # using the extra token means exceeding
             if compact:
@@ -159,36 +173,41 @@ def run_sample(record: Mapping[str, Any], config: EvalConfig, model: str,
             tokens = split(text)
             if len(tokens) > cap:  # an adapter that ignored the cap: what it wrote beyond is unused
                 tokens, stopped = tokens[:cap], False
-            if stopped:
-                tokens.append(RETURN)
-            for token in tokens:
-                generated += 1
-                if generated > max_tokens:
+            # Budgets: the token budget cuts at its limit; the first token that takes the live
+            # context past its budget is kept, so the peak shows the overflow.
+            if len(tokens) > tokens_left:
+                tokens, status = tokens[:tokens_left], TOKEN_LIMIT
+            after = (list(range(length + 1, length + len(tokens) + 1)) if weigh is None
+                     else list(accumulate(map(weigh, tokens), initial=length))[1:])
+            if after and after[-1] > max_context:
+                keep = bisect.bisect_right(after, max_context) + 1
+                tokens, after, status = tokens[:keep], after[:keep], CONTEXT_OVERFLOW
+            fault = reducer.extend(tokens) if pencil else live.extend(tokens)
+            generated += len(tokens)
+            lengths.extend(after)
+            if after:
+                length = after[-1]
+                peak = max(peak, length)
+            if matching:
+                matched, matching = _follow(gold, matched, tokens if compact else [t.strip() for t in tokens])
+            if fault is None and status == OK and stopped:
+                # The [RETURN] stop token: counted, then the reduction.
+                before = length + (1 if weigh is None else weigh(RETURN))
+                if generated + 1 > max_tokens:
                     status = TOKEN_LIMIT
-                    break
-                reductions = reducer.reductions
-                fault = push(token)
-                if weigh is None:
-                    length, peak = prompt_len + len(live), prompt_len + reducer.peak
+                elif before > max_context:
+                    status, peak = CONTEXT_OVERFLOW, max(peak, before)
                 else:
-                    before = prompt_len + live_weight + weigh(token)
+                    generated += 1
                     peak = max(peak, before)
-                    live_weight = (sum(map(weigh, live)) if reducer.reductions != reductions
-                                   else before - prompt_len)
-                    length = prompt_len + live_weight
-                lengths.append(length)
-                if matching:
-                    if matched < len(gold) and (token if compact else token.strip()) == gold[matched]:
-                        matched += 1
-                    else:
-                        matching = False
-                if fault is not None:
-                    status = PROTOCOL_ERROR
-                    error = f"{fault.error.value} at generated token {fault.position}"
-                    break
-                if peak > max_context:
-                    status = CONTEXT_OVERFLOW
-                    break
+                    fault = reducer.push(RETURN)
+                    length = prompt_len + (len(live) if weigh is None else sum(map(weigh, live)))
+                    lengths.append(length)
+                    if matching:
+                        matched, matching = _follow(gold, matched, [RETURN])
+            if fault is not None:
+                status = PROTOCOL_ERROR
+                error = f"{fault.error.value} at generated token {fault.position}"
             if status != OK:
                 break
             if stopped:

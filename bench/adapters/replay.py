@@ -20,11 +20,6 @@ from generators.pencil import RETURN, Reducer
 from generators.seeding import stable_id
 
 
-def _live_key(text: str) -> str:
-    """Live generated text with whitespace normalised: the lookup key of a PENCIL step."""
-    return " ".join(piece.strip() for piece in pieces(text))
-
-
 def _capped(tokens: Sequence[str], request: Request, stop: str | None, tail: str = "") -> Completion:
     """``tokens`` (then ``tail``) as a completion that respects the request's token cap."""
     if len(tokens) > request.max_tokens:
@@ -64,7 +59,11 @@ class OracleAdapter(_ByInstance):
         if self.mode == "cot":
             return _capped(record["cot"].split(), request, None, tail)
         plan = self._plan(record)
-        step = plan.get(_live_key(request.generated))
+        generated = request.generated
+        # The lookup key: the live generated tokens with whitespace normalised.
+        key = (" ".join(generated.split()) if self.style == "compact"
+               else " ".join(piece.strip() for piece in pieces(generated)))
+        step = plan.get(key)
         if step is None:
             raise AdapterError("the live context is not one the gold trace passes through", retryable=False)
         tokens, stop = step

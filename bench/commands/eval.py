@@ -1,0 +1,175 @@
+"""``pencilbench eval``: score a model on a dataset in one mode, resumably.
+
+Results go to ``RUN_DIR/results.sqlite`` (one row per model, mode, style and instance,
+committed as each sample finishes). Running the same command again skips the finished
+samples; a run directory refuses to mix different budgets or prompt settings under one
+(model, mode, style). Remote models (``cmd:``, ``openai:``) also cache their responses in
+``RUN_DIR/cache.sqlite``, so calls made before an interruption are not paid for twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.adapters import REMOTE, AdapterOptions, make_adapter, spec_kind
+from bench.adapters.wrapper import CallPolicy, Client, ResponseCache
+from bench.errors import UserError
+from bench.harness import MODES, STYLES, EvalConfig, RunSummary, default_max_tokens, evaluate
+from bench.metrics import summarize
+from bench.store import ResultStore
+from bench.tables import format_table
+from generators import __version__
+from generators.export import read_records
+from generators.registry import get_task
+
+# Settings that change results: a run directory keeps one value per (model, mode, style).
+CHECKED = ("max_tokens", "max_context", "base_url", "api", "temperature", "seed")
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    ev = commands.add_parser(
+        "eval", help="evaluate a model on a dataset (direct, cot or pencil mode), resumably",
+        description="Evaluate a model on a dataset. Re-running the same command resumes.",
+    )
+    ev.add_argument("--data", type=Path, required=True, help="dataset (.jsonl or .parquet)")
+    ev.add_argument("--model", required=True,
+                    help="oracle | random | python:MODULE:FUNCTION | cmd:COMMAND | openai:MODEL | hf:PATH")
+    ev.add_argument("--mode", choices=MODES, required=True)
+    ev.add_argument("--style", choices=STYLES, default="compact",
+                    help="compact task tokens (default) or an instruct prompt in natural language")
+    ev.add_argument("--run-dir", type=Path, required=True, help="results folder (created if missing)")
+    ev.add_argument("--max-context", type=int, help="live context budget (default none)")
+    ev.add_argument("--max-tokens", type=int,
+                    help="generated tokens per sample (default: compact 2 x longest gold trace + 64, "
+                         "instruct 4096)")
+    ev.add_argument("--concurrency", type=int, default=1, help="samples in flight at once (default 1)")
+    ev.add_argument("--limit", type=int, help="only the first K records of the dataset")
+    ev.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+    ev.add_argument("--api", choices=("completions", "chat"), default="completions",
+                    help="OpenAI endpoint kind (default completions)")
+    ev.add_argument("--api-key-env", default="OPENAI_API_KEY",
+                    help="environment variable holding the API key (default OPENAI_API_KEY)")
+    ev.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0)")
+    ev.add_argument("--timeout", type=float,
+                    help="seconds per model call (default 60 for cmd/openai models, none otherwise)")
+    ev.add_argument("--retries", type=int, default=4, help="retries per failed call (default 4)")
+    ev.add_argument("--no-cache", action="store_true", help="do not cache cmd/openai responses")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the random model (default 0)")
+    ev.add_argument("--export", type=Path, metavar="PATH",
+                    help="also write every sample of the run directory to PATH (.jsonl or .parquet)")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.set_defaults(run=run_eval)
+
+
+def load_records(path: Path) -> list[dict[str, Any]]:
+    """The dataset's records; ``UserError`` when it cannot be used."""
+    try:
+        records = read_records(path)
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot read dataset {path}: {error}") from None
+    if not records:
+        raise UserError(f"dataset {path} has no records")
+    for name in sorted({record["task"] for record in records}):
+        get_task(name)
+    return records
+
+
+def check_resume(store: ResultStore, model: str, mode: str, style: str, config: dict[str, Any]) -> None:
+    """Refuse to add samples made with different settings to an existing evaluation."""
+    frame = store.evaluations()
+    earlier = frame[(frame["model"] == model) & (frame["mode"] == mode) & (frame["style"] == style)]
+    if earlier.empty:
+        return
+    stored = json.loads(earlier["config"].iloc[0])
+    for key in CHECKED:
+        if stored.get(key) != config.get(key):
+            raise UserError(f"{store.path.parent} already holds {model} {mode} {style} with "
+                            f"{key}={stored.get(key)!r}, not {config.get(key)!r}; use another --run-dir")
+
+
+def size_label(params: str) -> str:
+    return " ".join(f"{name}={value}" for name, value in json.loads(params).items())
+
+
+def results_table(rows: list[dict[str, Any]]) -> str:
+    """The per task and size table printed after an evaluation."""
+    grid = [key for key in (rows[0] if rows else {}) if key.startswith("acc@")]
+    headers = ["task", "size", "n", "acc", "95% CI", "partial", "parse fail", "peak mean", "peak max", *grid]
+    body = [[row["task"], size_label(row["params"]), row["n"], row["accuracy"],
+             f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]", row["partial"], row["parse_failures"],
+             row["peak_mean"], row["peak_max"], *(row[key] for key in grid)] for row in rows]
+    return format_table(headers, body)
+
+
+def throughput(summary: RunSummary) -> str:
+    seconds = max(summary.seconds, 1e-9)
+    return (f"{summary.written} samples in {summary.seconds:.2f} s: {summary.written / seconds:,.0f} samples/s, "
+            f"{summary.tokens / seconds:,.0f} generated tokens/s, {summary.calls} model calls"
+            f" ({summary.skipped} already done)")
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    kind = spec_kind(args.model)
+    if args.concurrency < 1:
+        raise UserError(f"--concurrency must be >= 1, got {args.concurrency}")
+    if args.retries < 0:
+        raise UserError(f"--retries must be >= 0, got {args.retries}")
+    if args.export is not None and args.export.suffix not in (".jsonl", ".parquet"):
+        raise UserError(f"--export {args.export}: the file name must end in .jsonl or .parquet")
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit must be >= 1, got {args.limit}")
+    everything = load_records(args.data)
+    records = everything[: args.limit] if args.limit else everything
+    max_tokens = args.max_tokens or default_max_tokens(everything, args.mode, args.style)
+    config = EvalConfig(args.mode, args.style, max_tokens, args.max_context)
+    timeout = args.timeout if args.timeout is not None else (60.0 if kind in REMOTE else None)
+    options = AdapterOptions(records, args.mode, args.style, args.base_url, args.api, args.api_key_env,
+                             args.temperature, timeout or 60.0, args.seed)
+    adapter = make_adapter(args.model, options)
+    check = getattr(adapter, "check", None)
+    if check is not None:
+        check()
+    settings = {"data": str(args.data), "mode": args.mode, "style": args.style, "max_tokens": max_tokens,
+                "max_context": args.max_context, "base_url": args.base_url,
+                "api": args.api if kind == "openai" else None,
+                "temperature": args.temperature if kind in REMOTE else None,
+                "seed": args.seed if kind == "random" else None,
+                "timeout": timeout, "retries": args.retries, "concurrency": args.concurrency}
+    versions = {"pencilbench": __version__, "python": platform.python_version(),
+                "generators": sorted({record["generator_version"] for record in records})}
+    cache = None
+    if kind in REMOTE and not args.no_cache:
+        args.run_dir.mkdir(parents=True, exist_ok=True)
+        cache = ResponseCache(args.model, args.run_dir / "cache.sqlite")
+    policy = CallPolicy(retries=args.retries, timeout=timeout, concurrency=args.concurrency)
+    with ResultStore(args.run_dir, create=True) as store:
+        check_resume(store, args.model, args.mode, args.style, settings)
+        store.start_evaluation(args.model, args.mode, args.style, settings, versions,
+                               datetime.now(UTC).isoformat(timespec="seconds"))
+        client = Client(adapter, policy, cache=cache)
+        try:
+            summary = evaluate(records, client, config, store, args.model,
+                               progress=not args.quiet and sys.stderr.isatty())
+        finally:
+            client.close()
+            close = getattr(adapter, "close", None)
+            if close is not None:
+                close()
+        frame = store.samples()
+        ids = {record["id"] for record in records}
+        mine = frame[(frame["model"] == args.model) & (frame["mode"] == args.mode)
+                     & (frame["style"] == args.style) & frame["instance_id"].isin(ids)]
+        print(f"{args.model} · {args.mode} · {args.style}: {throughput(summary)}")
+        print(results_table(summarize(mine)))
+        statuses = mine["status"].value_counts()
+        print("statuses: " + ", ".join(f"{name} {count}" for name, count in statuses.items()))
+        if args.export is not None:
+            count = store.export(args.export)
+            print(f"exported {count} samples to {args.export}")
+    return 0
