@@ -1,8 +1,8 @@
 """Multi-operand addition: k operands of d decimal digits.
 
 The gold solver adds column by column from the least significant digit. Within a column it
-keeps a running total in a frame ``[CALL] @j #i total`` (column j, operand i next) and
-replaces that frame by a tail call after each operand, so the live context never holds more
+keeps a running total in a frame ``[CALL] @j #i total`` (column j, operand i next), writes
+``+ digit`` for operand i, and replaces the frame by a tail call with the new total, so the live context never holds more
 than one operand's work. A finished column leaves its digit and opens the next column with
 the carry (carries have several digits when many operands are added). A last frame turns the
 digits, written least significant first, into the answer.
@@ -40,7 +40,7 @@ def _digit_tokens(value: int) -> tuple[str, ...]:
 
 class Addition(Task):
     name = "addition"
-    version = 1
+    version = 2
     Params = AdditionParams
     summary = "sum of k operands of d digits, column by column with carries"
     quickstart_sizes = ({"operands": 2, "digits": 5}, {"operands": 8, "digits": 3})
@@ -85,7 +85,7 @@ class Addition(Task):
             if column < params.digits:
                 for i, operand in enumerate(operands, start=1):
                     total += int(operand[column])
-                    out.emit(operand[column])
+                    out.emit("+", operand[column])  # "+" ends the total: totals vary in length
                     out.tail(f"@{column}", f"#{i + 1}", *_digit_tokens(total))
             digit, carry = str(total % 10), total // 10
             written.append(digit)
