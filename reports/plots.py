@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
 from reports.tables import Size, SizeRow, budget_curve, size_axis
 
@@ -144,8 +144,9 @@ def accuracy_vs_size(
         else:
             x = x + nudge * spread / 4
         accuracy = np.array([row.score.accuracy for row in mine])
-        below = accuracy - np.array([row.score.low for row in mine])
-        above = np.array([row.score.high for row in mine]) - accuracy
+        # clipped: at 0% or 100% the Wilson bound can miss the point by a rounding error
+        below = np.clip(accuracy - np.array([row.score.low for row in mine]), 0, None)
+        above = np.clip(np.array([row.score.high for row in mine]) - accuracy, 0, None)
         style = styles[entry]
         axes.errorbar(
             x,
@@ -218,6 +219,7 @@ def live_context(title: str, prompt_tokens: int, trails: Sequence[ContextTrail])
         axes.axhline(prompt_tokens, color="#555555", linewidth=0.8, linestyle=":", label="prompt length")
         axes.grid(True, alpha=0.3)
         axes.set_ylabel("live context (tokens)")
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     full.set_xlim(0, longest)
     full.set_ylim(0, None)
     reduced = [max(trail.lengths) for trail in trails if trail.reduces]

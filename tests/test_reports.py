@@ -29,12 +29,7 @@ PER_SIZE = 8
 
 
 def suite() -> list[dict]:
-    return [
-        r
-        for task, sizes_ in SIZES.items()
-        for p in sizes_
-        for r in generate(Spec(task, p, "test", 0), PER_SIZE)
-    ]
+    return [r for task, sizes_ in SIZES.items() for p in sizes_ for r in generate(Spec(task, p, "test", 0), PER_SIZE)]
 
 
 def sample(
@@ -106,9 +101,7 @@ def standard_outcomes(records: list[dict]) -> dict[tuple[str, str], list[bool]]:
     return {
         ("oracle", "pencil"): [True] * len(records),
         ("oracle", "cot"): [True] * len(records),
-        ("weak", "pencil"): [
-            r["index"] % 2 == 0 if r["task"] == "addition" else r["index"] != 3 for r in records
-        ],
+        ("weak", "pencil"): [r["index"] % 2 == 0 if r["task"] == "addition" else r["index"] != 3 for r in records],
         ("floor", "cot"): [r["index"] == 0 and r["task"] == "phop" for r in records],
     }
 
@@ -223,9 +216,7 @@ def test_sizes_follow_gold_context_and_one_varying_knob_gives_a_numeric_axis(run
 
 
 def test_one_varying_knob(tmp_path: Path) -> None:
-    records = [
-        r for n in (2, 4, 16) for r in generate(Spec("addition", {"operands": n, "digits": 3}, "test", 0), 2)
-    ]
+    records = [r for n in (2, 4, 16) for r in generate(Spec("addition", {"operands": n, "digits": 3}, "test", 0), 2)]
     data = load_runs([make_run(tmp_path, records, {("m", "cot"): [True] * len(records)})])
     assert size_axis(sizes(data, "addition")) == ("operands", [2.0, 4.0, 16.0])
 
@@ -284,6 +275,14 @@ def test_same_runs_give_identical_bytes(tmp_path: Path, run: Path, report: Path)
         assert (tmp_path / "plots" / path.name).read_bytes() == path.read_bytes(), path.name
 
 
+def test_all_wrong_or_all_right_entries_plot(tmp_path: Path, records: list[dict]) -> None:
+    """At 0% or 100% the Wilson bound can miss the point by a rounding error (n = 3 does)."""
+    three = [r for r in records if r["task"] == "addition"][:3]
+    run = make_run(tmp_path / "run", three, {("none", "cot"): [False] * 3, ("all", "cot"): [True] * 3})
+    files = build_report([run], tmp_path / "out")
+    assert [p.name for p in files.plots if "size" in p.name] == ["addition_accuracy_vs_size.png"]
+
+
 def test_live_context_prefers_an_instance_with_a_recorded_run(tmp_path: Path, records: list[dict]) -> None:
     from reports.build import _chosen_instance
 
@@ -297,9 +296,7 @@ def test_live_context_prefers_an_instance_with_a_recorded_run(tmp_path: Path, re
     assert chosen == min(short, key=lambda r: (-r["stats"]["cot_tokens"], r["id"]))["id"]
 
 
-def test_repeated_runs_are_deduplicated_and_styles_named(
-    tmp_path: Path, run: Path, records: list[dict]
-) -> None:
+def test_repeated_runs_are_deduplicated_and_styles_named(tmp_path: Path, run: Path, records: list[dict]) -> None:
     data = load_runs([run, run])
     assert data.duplicates == len(data.samples) and len(data.samples) == 4 * len(records)
     other = make_run(tmp_path, records[:4], {("oracle", "pencil"): [False] * 4}, style="instruct")
@@ -340,3 +337,33 @@ def test_wilson_interval_is_reported_for_every_task(run: Path) -> None:
         for score in s.tasks.values():
             assert (score.low, score.high) == pytest.approx(wilson(score.correct, score.samples))
             assert score.low <= score.accuracy <= score.high and not math.isnan(score.accuracy)
+
+
+def test_report_on_runs_of_the_oracle_and_random_adapters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """End to end through the command line: generate, evaluate two built-in adapters, report."""
+    datasets = []
+    for task, params in (("addition", ["operands=4", "digits=3"]), ("phop", ["length=32", "hops=4"])):
+        path = tmp_path / f"{task}.jsonl"
+        flags = [flag for value in params for flag in ("-p", value)]
+        assert main(["generate", task, *flags, "-n", "6", "--split", "test", "--out", str(path)]) == 0
+        datasets.append(path.read_text())
+    suite_path = tmp_path / "suite.jsonl"
+    suite_path.write_text("".join(datasets))
+    run_dir = tmp_path / "run"
+    for model in ("oracle", "random"):
+        for mode in ("pencil", "cot"):
+            command = ["eval", "--data", str(suite_path), "--model", model, "--mode", mode, "--run-dir", str(run_dir)]
+            assert main([*command, "--quiet"]) == 0
+    out = tmp_path / "report"
+    assert main(["report", str(run_dir), "--out", str(out), "--compare", "oracle:pencil", "random:pencil"]) == 0
+    capsys.readouterr()
+    table = pd.read_csv(out / "leaderboard.csv").set_index("entry")
+    assert set(table.index) == {"oracle:pencil", "oracle:cot", "random:pencil", "random:cot"}
+    assert table.loc["oracle:pencil", "accuracy"] == 1.0 and table.loc["oracle:pencil", "rank"] <= 2
+    assert table.loc["random:pencil", "accuracy"] < 1.0 and table.loc["random:pencil", "rank"] >= 3
+    # the oracle replays gold traces: PENCIL needs a smaller context than CoT for the same answers
+    assert table.loc["oracle:pencil", "mean_peak_context"] < table.loc["oracle:cot", "mean_peak_context"]
+    markdown = (out / "leaderboard.md").read_text()
+    assert "### A = oracle:pencil, B = random:pencil" in markdown
+    for name in ("accuracy_vs_budget", "addition_live_context", "phop_accuracy_vs_size"):
+        assert (out / "plots" / f"{name}.png").stat().st_size > 10_000
