@@ -20,9 +20,10 @@ fit; such samples count as wrong.
 
 Answers. Compact style: direct takes the whole output; cot takes its last ``len(gold
 answer)`` tokens (a compact chain of thought ends with its answer and has no delimiter);
-pencil takes the final reduced output. An empty answer or one holding a marker is a parse
-failure. Instruct style: the task's ``parse_answer`` on the final (reduced) text, which
-strips ``<think>`` blocks; no answer, or a parser that raises, is a parse failure.
+pencil takes the final reduced output. An empty answer, or one with a token outside the
+task's declared vocabulary for the size (markers excluded), is a parse failure. Instruct
+style: the task's ``parse_answer`` on the final (reduced) text, which strips ``<think>``
+blocks; no answer, or a parser that raises, is a parse failure.
 
 Trace rate (cot and pencil): the length of the longest common prefix of every token the
 model generated, in order (erased ones and ``[RETURN]`` included, instruct pieces compared
@@ -118,14 +119,22 @@ def _follow(gold: Sequence[str], matched: int, tokens: Sequence[str]) -> tuple[i
     return matched, False
 
 
-def _compact_answer(mode: str, live: Sequence[str], gold: Sequence[str]) -> tuple[str, ...] | None:
+@functools.lru_cache(maxsize=256)
+def _answer_vocabulary(task_name: str, params_key: str) -> frozenset[str]:
+    """Tokens an answer of this size may use: the task's vocabulary without the markers."""
+    task = get_task(task_name)
+    return frozenset(task.vocabulary(task.params(json.loads(params_key)))) - frozenset(MARKERS)
+
+
+def _compact_answer(mode: str, live: Sequence[str], gold: Sequence[str],
+                    vocabulary: frozenset[str]) -> tuple[str, ...] | None:
     if mode == "cot":
         if len(live) < len(gold):
             return None
         answer = tuple(live[len(live) - len(gold):])
     else:
         answer = tuple(live)
-    if not answer or any(token in MARKERS for token in answer):
+    if not answer or not vocabulary.issuperset(answer):
         return None
     return answer
 
@@ -222,7 +231,7 @@ def run_sample(record: Mapping[str, Any], config: EvalConfig, model: str,
     answer: tuple[str, ...] | None = None
     if status == OK:
         if compact:
-            answer = _compact_answer(mode, live, gold_answer)
+            answer = _compact_answer(mode, live, gold_answer, _answer_vocabulary(task.name, params.key()))
         else:
             try:
                 answer = task.parse_answer(params, record["problem"], output)

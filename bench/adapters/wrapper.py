@@ -122,6 +122,7 @@ class Client:
         self.calls = 0  # attempts made, failed ones included
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(policy.concurrency) if policy.concurrency > 1 else None
+        self._batch = getattr(adapter, "complete_batch", None)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -131,6 +132,8 @@ class Client:
 
     def complete_many(self, requests: Sequence[Request]) -> list[Completion | ModelFailure]:
         """One result per request, in order; at most ``policy.concurrency`` calls at a time."""
+        if self.cache is None and len(requests) == 1 and self._batch is None:
+            return [self._with_retries(requests[0])]
         results: list[Completion | ModelFailure | None] = [None] * len(requests)
         missing = []
         for i, request in enumerate(requests):
@@ -149,14 +152,13 @@ class Client:
     def _fetch(self, requests: list[Request]) -> list[Completion | ModelFailure]:
         if not requests:
             return []
-        batch = getattr(self.adapter, "complete_batch", None)
-        if batch is not None and len(requests) > 1:
+        if self._batch is not None:
             try:
                 self._count()
-                out = batch(requests)
+                out = self._batch(requests)
                 if len(out) == len(requests) and all(isinstance(c, Completion) for c in out):
                     return list(out)
-            except Exception:  # noqa: BLE001 - the per-request path below retries and reports
+            except Exception:  # noqa: BLE001 - a failed batch is retried request by request below
                 pass
         if self._pool is None or len(requests) == 1:
             return [self._with_retries(request) for request in requests]
