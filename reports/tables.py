@@ -77,8 +77,8 @@ def macro_interval(scores: Sequence[Score]) -> tuple[float, float, float]:
 
 
 def leaderboard(data: RunData) -> list[Standing]:
-    """Entries ranked by macro accuracy (ties by label), each with the ranks it cannot be told
-    apart from because their 95% intervals overlap."""
+    """Entries ranked by macro accuracy (at equal accuracy the smaller mean peak context first,
+    then the label), each with the ranks whose 95% intervals overlap its own."""
     rows = []
     for entry, group in data.samples.groupby("entry", sort=True):
         tasks = {task: task_score(part["correct"]) for task, part in group.groupby("task", sort=True)}
@@ -101,7 +101,7 @@ def leaderboard(data: RunData) -> list[Standing]:
                 total_generated=int(group["generated_tokens"].sum()),
             )
         )
-    rows.sort(key=lambda row: (-row["accuracy"], row["entry"]))
+    rows.sort(key=lambda row: (-row["accuracy"], row["mean_peak_context"], row["entry"]))
     standings = []
     for rank, row in enumerate(rows, start=1):
         overlapping = tuple(

@@ -125,7 +125,7 @@ def report(tmp_path_factory: pytest.TempPathFactory, run: Path) -> Path:
 
 def test_leaderboard_ranks_by_macro_accuracy_with_wilson_intervals(run: Path) -> None:
     standings = leaderboard(load_runs([run]))
-    assert [s.entry for s in standings] == ["oracle:cot", "oracle:pencil", "weak:pencil", "floor:cot"]
+    assert [s.entry for s in standings] == ["oracle:pencil", "oracle:cot", "weak:pencil", "floor:cot"]
     weak = standings[2]
     # weak: 8 of 16 addition samples, 14 of 16 p-hop samples (index 3 wrong at both sizes)
     assert (weak.tasks["addition"].correct, weak.tasks["phop"].correct) == (8, 14)
@@ -135,7 +135,7 @@ def test_leaderboard_ranks_by_macro_accuracy_with_wilson_intervals(run: Path) ->
     floor = standings[3]
     assert floor.accuracy == pytest.approx((0 + 2 / 16) / 2)
     assert floor.parse_failure == pytest.approx(0.5)  # only even indices parse (its two hits are even)
-    assert weak.mean_peak_context < standings[0].mean_peak_context  # PENCIL keeps the context short
+    assert weak.mean_peak_context < standings[1].mean_peak_context  # PENCIL keeps the context short
 
 
 def test_overlapping_intervals_are_marked_not_separable(run: Path) -> None:
@@ -145,7 +145,8 @@ def test_overlapping_intervals_are_marked_not_separable(run: Path) -> None:
         for other in s.inseparable:
             assert s.rank in by_rank[other].inseparable
             assert by_rank[other].low <= s.high and s.low <= by_rank[other].high
-    assert by_rank[1].inseparable == (2,)  # the two oracle entries are tied at 100%
+    assert by_rank[1].inseparable == (2,)  # the two oracle entries are tied at 100% ...
+    assert by_rank[1].mean_peak_context < by_rank[2].mean_peak_context  # ... PENCIL first: less context
     assert by_rank[3].inseparable == () and by_rank[4].inseparable == ()
 
 
@@ -237,7 +238,7 @@ def test_report_files_are_complete_and_consistent(report: Path) -> None:
     assert sorted(linked) == sorted(f"plots/{p.name}" for p in (report / "plots").iterdir())
     assert len(linked) == 1 + 2 * 2 + 2  # headline, per task size and budget plots, one sawtooth per task
     table = pd.read_csv(report / "leaderboard.csv")
-    assert table["entry"].tolist() == ["oracle:cot", "oracle:pencil", "weak:pencil", "floor:cot"]
+    assert table["entry"].tolist() == ["oracle:pencil", "oracle:cot", "weak:pencil", "floor:cot"]
     assert table["rank"].tolist() == [1, 2, 3, 4]
     weak = table.set_index("entry").loc["weak:pencil"]
     assert weak["phop_accuracy"] == pytest.approx(14 / 16) and weak["addition_samples"] == 16
