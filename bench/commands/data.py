@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from bench.errors import UserError
 from bench.tables import format_table
-from bench.verify import summarize
+from bench.verify import size_label, summarize
 from generators.dataset import Spec, generate
 from generators.export import check_format, read_records, write_records, write_segments
 from generators.pencil import RETURN, Reducer
@@ -94,7 +94,7 @@ def run_show(args: argparse.Namespace) -> int:
     record = records[args.index]
     prompt = record["prompt"].split()
     print(f"id        {record['id']}")
-    print(f"size      {record['params']}")
+    print(f"size      {size_label(record)}")
     print(f"question  {record['question']}")
     print(f"\nprompt ({len(prompt)} tokens)\n  {record['prompt']}")
     print(f"\nanswer\n  {record['answer']}")
@@ -103,7 +103,7 @@ def run_show(args: argparse.Namespace) -> int:
     reducer = Reducer(prompt)
     step: list[str] = []
     for token in record["pencil"].split():
-        before = len(reducer.context)
+        before = len(reducer.context) + 1  # the token itself, [RETURN] included, before reducing
         reducer.push(token)
         step.append(token)
         if token == RETURN:
