@@ -184,12 +184,20 @@ class Propagator:
     __slots__ = ("clues", "n", "m", "full", "watch")
 
     def __init__(self, clues: Sequence[Clue], n: int, m: int) -> None:
-        self.clues, self.n, self.m, self.full = clues, n, m, (1 << n) - 1
+        self.clues: list[Clue] = []
+        self.n, self.m, self.full = n, m, (1 << n) - 1
         self.watch: list[list[int]] = [[] for _ in range(n * m)]
-        for i, (_, x, y, _) in enumerate(clues):
-            self.watch[x].append(i)
-            if y != x:
-                self.watch[y].append(i)
+        for clue in clues:
+            self.add(clue)
+
+    def add(self, clue: Clue) -> int:
+        """Append a clue; its index."""
+        i = len(self.clues)
+        self.clues.append(clue)
+        self.watch[clue[1]].append(i)
+        if clue[2] != clue[1]:
+            self.watch[clue[2]].append(i)
+        return i
 
     def run(self, sets: list[int], start: Sequence[int] = (), moved: Sequence[int] = ()) -> bool:
         """Propagate in place from clues ``start`` and changed values ``moved``; ``False`` on
@@ -373,7 +381,8 @@ class Einstein(Task):
         n, m = params.houses, params.attributes
         codes = [CODE[kind] for kind in params.kind_list()]
         sets = [(1 << n) - 1] * (n * m)
-        clues: list[Clue] = []
+        adding = Propagator((), n, m)
+        clues = adding.clues
         before: list[list[int]] = []  # before[i]: propagated sets of clues[:i]
         misses, patience = 0, 50 * n * n * m * m
         while any(d & (d - 1) for d in sets):
@@ -386,9 +395,8 @@ class Einstein(Task):
                 continue
             misses = 0
             before.append(sets)
-            clues.append(clue)
             sets = sets[:]
-            Propagator(clues, n, m).run(sets, (len(clues) - 1,))
+            adding.run(sets, (adding.add(clue),))
         if not params.minimise:
             return clues
         needed: list[Clue] = []  # clues after i that minimisation kept, last first
