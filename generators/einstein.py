@@ -26,6 +26,10 @@ A child that solves the puzzle returns the answer, which every open frame passes
 
 **Answer.** For ``who owns X`` the asked value, then the grid house by house:
 ``h1 <values in attribute order> h2 ...``; for the grid question the grid alone.
+
+**Statistics** (for difficulty buckets): ``search_space_log10`` is log10 of (N!)^M, the
+number of grids before any clue; ``clues``; ``branches`` (child frames opened) and
+``backtracks`` (children that failed) of the gold trace.
 """
 
 from __future__ import annotations
@@ -287,7 +291,7 @@ class Propagator:
 @dataclass(frozen=True)
 class EinsteinParams(TaskParams):
     houses: int = knob(5, lo=2, hi=MAX_HOUSES, help="houses N")
-    attributes: int = knob(5, lo=2, hi=len(CATEGORIES), help="attributes M")
+    attributes: int = knob(5, lo=2, hi=MAX_HOUSES, help="attributes M (from a catalogue of ten categories)")
     kinds: str = knob("all", help=f"comma-separated clue kinds from {','.join(KINDS)}, or all")
     minimise: bool = knob(True, choices=(True, False), help="drop every clue the others make redundant")
     question: str = knob("owner", choices=QUESTIONS, help="owner: who owns X; grid: the full grid")

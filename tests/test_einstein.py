@@ -76,7 +76,7 @@ def test_restricted_clue_kinds_are_respected() -> None:
 
 
 @pytest.mark.parametrize("values", [
-    {"houses": 1}, {"houses": 9}, {"attributes": 1}, {"attributes": 11},
+    {"houses": 1}, {"houses": 9}, {"attributes": 1}, {"attributes": 9},
     {"kinds": "left,above"}, {"kinds": ""}, {"kinds": "same,not_same,next_to"}, {"question": "why"},
 ])
 def test_bad_parameters_name_the_allowed_range(values: dict) -> None:
