@@ -69,35 +69,35 @@ def browse(browser: str, profile: Path, *args: str) -> subprocess.CompletedProce
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def browser() -> str:
+    return chromium()
+
+
+@pytest.fixture(scope="module")
+def page(browser: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The report of a small run (built only when there is a browser to open it)."""
     records = suite()
     run = make_run(tmp_path_factory.mktemp("run"), records, standard_outcomes(records))
     out = tmp_path_factory.mktemp("report")
     return build_report([run], out, [("weak:pencil", "oracle:pencil")]).html
 
 
-def test_page_loads_with_every_image_and_no_errors(page: Path, tmp_path: Path) -> None:
-    browser = chromium()
+def test_page_loads_with_every_image_and_no_errors(browser: str, page: Path, tmp_path: Path) -> None:
     probed = tmp_path / "probed.html"
     probed.write_text(page.read_text().replace("<head>", "<head>" + PROBE, 1))
     result = browse(browser, tmp_path / "profile", "--dump-dom", probed.as_uri())
     assert result.returncode == 0, result.stderr[-2000:]
     images = page.read_text().count("<img ")
     marker = re.search(r'data-probe="([^"]*)"', result.stdout)
-    assert marker is not None, (
-        f"the page never finished loading:\n{result.stdout[:500]}\n{result.stderr[-1000:]}"
-    )
+    assert marker is not None, f"the page never finished loading:\n{result.stdout[:500]}\n{result.stderr[-1000:]}"
     problems = re.search(r'data-problems="([^"]*)"', result.stdout)
     assert marker.group(1) == f"images {images}/{images} errors 0", problems.group(1) if problems else ""
     assert "<h1" in result.stdout and "weak:pencil" in result.stdout
 
 
-def test_screenshot_shows_the_rendered_page(page: Path, tmp_path: Path) -> None:
-    browser = chromium()
+def test_screenshot_shows_the_rendered_page(browser: str, page: Path, tmp_path: Path) -> None:
     shot = tmp_path / "page.png"
-    result = browse(
-        browser, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1200,2400", page.as_uri()
-    )
+    result = browse(browser, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1200,2400", page.as_uri())
     assert result.returncode == 0 and shot.is_file(), result.stderr[-2000:]
     with Image.open(shot) as image:
         pixels = np.asarray(image.convert("L"))
