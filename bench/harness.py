@@ -42,6 +42,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
@@ -279,34 +280,61 @@ def evaluate(records: Sequence[Mapping[str, Any]], client: Client, config: EvalC
     if config.style == "instruct" and count_tokens is not None:
         weigh = functools.lru_cache(maxsize=1 << 16)(count_tokens)
     queue = iter(todo)
-    active: list[tuple[Generator[Request, Completion, Sample], Request]] = []
     written = tokens = 0
     calls = client.calls
     bar = tqdm(total=len(todo), desc=f"{model} {config.mode}", unit="sample", disable=not progress)
+
+    def start() -> tuple[Generator[Request, Completion, Sample], Request] | None:
+        record = next(queue, None)
+        if record is None:
+            return None
+        job = run_sample(record, config, model, weigh)
+        return job, next(job)
+
+    def advance(job: Generator[Request, Completion, Sample],
+                result: Completion | ModelFailure) -> Request | None:
+        """Hand a result to its sample; ``None`` once the sample is finished and stored."""
+        nonlocal written, tokens
+        try:
+            if isinstance(result, ModelFailure):
+                return job.throw(ModelFailed(result.message))
+            return job.send(result)
+        except StopIteration as end:
+            sample: Sample = end.value
+            written += store.write(sample)
+            tokens += sample.generated_tokens
+            bar.update()
+            return None
+
+    width = client.policy.concurrency
     try:
-        while True:
-            while len(active) < client.policy.concurrency:
-                record = next(queue, None)
-                if record is None:
+        if client.streams:
+            # Threaded adapters: each sample's next call starts as soon as its last one returns.
+            pending: dict[Future[Completion | ModelFailure], tuple[Any, Request]] = {}
+            while True:
+                while len(pending) < width and (fresh := start()) is not None:
+                    pending[client.submit(fresh[1])] = fresh
+                if not pending:
                     break
-                job = run_sample(record, config, model, weigh)
-                active.append((job, next(job)))
-            if not active:
-                break
-            results = client.complete_many([request for _, request in active])
-            running = []
-            for (job, _), result in zip(active, results, strict=True):
-                try:
-                    if isinstance(result, ModelFailure):
-                        running.append((job, job.throw(ModelFailed(result.message))))
-                    else:
-                        running.append((job, job.send(result)))
-                except StopIteration as end:
-                    sample: Sample = end.value
-                    written += store.write(sample)
-                    tokens += sample.generated_tokens
-                    bar.update()
-            active = running
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    job, request = pending.pop(future)
+                    result = future.result()
+                    client.remember(request, result)
+                    following = advance(job, result)
+                    if following is not None:
+                        pending[client.submit(following)] = (job, following)
+        else:
+            # One thread or a batching adapter: the in-flight samples step together.
+            active: list[tuple[Any, Request]] = []
+            while True:
+                while len(active) < width and (fresh := start()) is not None:
+                    active.append(fresh)
+                if not active:
+                    break
+                results = client.complete_many([request for _, request in active])
+                stepped = [(job, advance(job, result)) for (job, _), result in zip(active, results, strict=True)]
+                active = [(job, request) for job, request in stepped if request is not None]
     finally:
         bar.close()
     return RunSummary(written, len(records) - len(todo), time.perf_counter() - started, tokens,

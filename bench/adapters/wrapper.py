@@ -16,7 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -130,6 +130,26 @@ class Client:
         if self.cache is not None:
             self.cache.close()
 
+    @property
+    def streams(self) -> bool:
+        """Whether calls should be started one at a time as slots free up (several threads,
+        no batching), so one slow call does not hold up the others."""
+        return self._pool is not None and self._batch is None
+
+    def submit(self, request: Request) -> Future[Completion | ModelFailure]:
+        """Start one call on the pool (answered at once from the cache when possible); hand
+        the result to :meth:`remember` when it arrives."""
+        hit = self.cache.get(request) if self.cache is not None else None
+        if hit is None and self._pool is not None:
+            return self._pool.submit(self._with_retries, request)
+        future: Future[Completion | ModelFailure] = Future()
+        future.set_result(hit if hit is not None else self._with_retries(request))
+        return future
+
+    def remember(self, request: Request, result: Completion | ModelFailure) -> None:
+        if self.cache is not None and isinstance(result, Completion):
+            self.cache.put(request, result)
+
     def complete_many(self, requests: Sequence[Request]) -> list[Completion | ModelFailure]:
         """One result per request, in order; at most ``policy.concurrency`` calls at a time."""
         if self.cache is None and len(requests) == 1 and self._batch is None:
@@ -145,8 +165,7 @@ class Client:
         fresh = self._fetch([requests[i] for i in missing])
         for i, result in zip(missing, fresh, strict=True):
             results[i] = result
-            if self.cache is not None and isinstance(result, Completion):
-                self.cache.put(requests[i], result)
+            self.remember(requests[i], result)
         return results  # type: ignore[return-value]
 
     def _fetch(self, requests: list[Request]) -> list[Completion | ModelFailure]:

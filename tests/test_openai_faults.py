@@ -1,0 +1,121 @@
+"""The OpenAI adapter against a real local HTTP server that injects faults: every failure
+is retried or recorded against its sample, and no sample is lost or duplicated."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from bench.adapters.openai import OpenAIAdapter
+from bench.adapters.wrapper import CallPolicy, Client
+from bench.cli import main
+from bench.harness import EvalConfig, default_max_tokens, evaluate
+from bench.store import ResultStore
+from generators.dataset import Spec, generate
+from generators.export import write_records
+
+SERVER = Path(__file__).with_name("openai_server.py")
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    records = [*generate(Spec("addition", {"operands": 2, "digits": 3}, "test", 3), 8),
+               *generate(Spec("phop", {"length": 16, "hops": 3}, "test", 3), 4)]
+    path = tmp_path_factory.mktemp("data") / "suite.jsonl"
+    write_records(path, records)
+    return path, records
+
+
+def start_server(dataset_path, *flags):
+    process = subprocess.Popen([sys.executable, str(SERVER), str(dataset_path), *flags],
+                               stdout=subprocess.PIPE, text=True)
+    port = int(process.stdout.readline())
+    return process, f"http://127.0.0.1:{port}/v1"
+
+
+@pytest.fixture
+def faulty(dataset):
+    process, url = start_server(dataset[0], "--faults")
+    yield url
+    process.kill()
+    process.wait()
+
+
+def stats(url):
+    with urllib.request.urlopen(url + "/stats") as response:
+        return json.loads(response.read())
+
+
+def run(records, url, mode, tmp_path, api="completions"):
+    adapter = OpenAIAdapter(mode, url, api=api, timeout=0.5)
+    adapter.check()
+    client = Client(adapter, CallPolicy(retries=3, backoff=0.01, timeout=0.5, concurrency=4))
+    config = EvalConfig(mode, "compact", default_max_tokens(records, mode, "compact"))
+    with ResultStore(tmp_path, create=True) as store:
+        summary = evaluate(records, client, config, store, f"openai:{mode}", progress=False)
+        frame = store.samples()
+    client.close()
+    return summary, frame
+
+
+def test_pencil_over_http_survives_every_fault(dataset, faulty, tmp_path):
+    _, records = dataset
+    summary, frame = run(records, faulty, "pencil", tmp_path)
+    assert summary.written == len(records) == len(frame) == frame["instance_id"].nunique()
+    assert set(frame["status"]) == {"ok"}
+    assert frame["correct"].all()
+    assert (frame["reductions"] == [r["stats"]["reductions"] for r in sorted(records, key=lambda r: r["id"])]).all()
+    served = stats(faulty)
+    assert all(served.get(fault, 0) >= 1 for fault in ("500", "429", "timeout", "drop", "badjson", "empty")), served
+    assert summary.calls == sum(served.values())
+
+
+def test_chat_endpoint_with_faults(dataset, faulty, tmp_path):
+    _, records = dataset
+    summary, frame = run(records, faulty, "cot", tmp_path, api="chat")
+    assert summary.written == len(records)
+    assert set(frame["status"]) == {"ok"} and frame["correct"].all()
+
+
+def test_a_sample_that_keeps_failing_is_recorded_not_lost(dataset, tmp_path, capsys):
+    path, records = dataset
+    poisoned = records[2]["id"]
+    process, url = start_server(path, "--faults", "--poison", poisoned)
+    try:
+        argv = ["eval", "--data", str(path), "--model", "openai:direct", "--mode", "direct", "--base-url", url,
+                "--run-dir", str(tmp_path), "--retries", "2", "--timeout", "0.5", "--concurrency", "3",
+                "--no-cache"]
+        assert main(argv) == 0
+        capsys.readouterr()
+        with ResultStore(tmp_path) as store:
+            frame = store.samples()
+        assert len(frame) == len(records) == frame["instance_id"].nunique()
+        bad = frame[frame["instance_id"] == poisoned].iloc[0]
+        assert bad.status == "model_error" and "HTTP 500" in bad.error and "3 attempts" in bad.error
+        good = frame[frame["instance_id"] != poisoned]
+        assert set(good["status"]) == {"ok"} and good["correct"].all()
+        # Running the same command again resumes: nothing is asked twice.
+        before = sum(stats(url).values())
+        assert main(argv) == 0
+        assert "0 samples in" in capsys.readouterr().out
+        assert sum(stats(url).values()) == before
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_unreachable_endpoint_is_one_line_and_exit_2(dataset, tmp_path, capsys):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = main(["eval", "--data", str(dataset[0]), "--model", "openai:x", "--mode", "direct",
+                 "--base-url", f"http://127.0.0.1:{port}/v1", "--run-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "cannot reach" in err
