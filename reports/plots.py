@@ -193,16 +193,19 @@ class ContextTrail:
     reduces: bool  # a PENCIL trail: the zoomed panel is fitted to these
 
 
+ZOOM_REDUCTIONS = 12
+
+
 def live_context(title: str, prompt_tokens: int, trails: Sequence[ContextTrail]) -> bytes:
     """Live context over generation steps: CoT grows without end, PENCIL saws back down.
 
-    The lower panel zooms on the range the PENCIL traces live in, where the prompt would
-    otherwise flatten the sawtooth into a line.
+    The lower panel zooms on the first reductions of the first PENCIL trail and on the range
+    the PENCIL trails live in, where the prompt and a long run would otherwise flatten the
+    sawtooth into a line.
     """
     figure = Figure(figsize=(WIDTH, HEIGHT * 1.45), layout="constrained")
-    full, zoom = figure.subplots(2, 1, sharex=True, height_ratios=(1, 1))
+    full, zoom = figure.subplots(2, 1, height_ratios=(1, 1))
     full.set_title(title, fontsize=11)
-    longest = max(len(trail.lengths) for trail in trails)
     for axes in (full, zoom):
         for trail in trails:
             steps = np.arange(len(trail.lengths) + 1)
@@ -219,14 +222,20 @@ def live_context(title: str, prompt_tokens: int, trails: Sequence[ContextTrail])
         axes.axhline(prompt_tokens, color="#555555", linewidth=0.8, linestyle=":", label="prompt length")
         axes.grid(True, alpha=0.3)
         axes.set_ylabel("live context (tokens)")
+        axes.set_xlabel("generation step (tokens generated)")
         axes.yaxis.set_major_locator(MaxNLocator(integer=True))
-    full.set_xlim(0, longest)
+    full.set_xlim(0, max(len(trail.lengths) for trail in trails))
     full.set_ylim(0, None)
-    reduced = [max(trail.lengths) for trail in trails if trail.reduces]
-    if reduced:
-        top = max(reduced)
-        zoom.set_ylim(prompt_tokens - 0.1 * (top - prompt_tokens) - 1, top + 0.1 * (top - prompt_tokens) + 1)
-    zoom.set_title("zoom on the PENCIL range", fontsize=9)
-    zoom.set_xlabel("generation step (tokens generated)")
+    sawing = [trail.lengths for trail in trails if trail.reduces]
+    if sawing:
+        top = max(max(lengths) for lengths in sawing)
+        margin = 0.1 * (top - prompt_tokens) + 1
+        zoom.set_ylim(prompt_tokens - margin, top + margin)
+        drops = np.flatnonzero(np.diff(sawing[0]) < 0)
+        end = int(drops[ZOOM_REDUCTIONS - 1]) + 2 if len(drops) > ZOOM_REDUCTIONS else len(sawing[0])
+        zoom.set_xlim(0, end)
+        zoom.set_title(f"zoom: the first {min(len(drops), ZOOM_REDUCTIONS)} reductions, PENCIL range", fontsize=9)
+    else:
+        zoom.set_title("no PENCIL trail to zoom on", fontsize=9)
     _legend(figure, full, len(trails) + 1)
     return _png(figure)
