@@ -44,7 +44,7 @@ def write_report(runs: list[Path], out: Path, comparisons: list[tuple[str, str]]
     files = build_report(runs, out, comparisons)
     print(
         f"report: {files.html} (also {files.markdown.name}, {files.csv.name}, {files.sizes_csv.name}, "
-        f"{len(files.plots)} plots in {files.plots[0].parent if files.plots else out})"
+        f"and {len(files.plots)} plots in {out}/plots)"
     )
     return files.html
 
