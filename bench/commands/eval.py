@@ -173,3 +173,15 @@ def run_eval(args: argparse.Namespace) -> int:
             count = store.export(args.export)
             print(f"exported {count} samples to {args.export}")
     return 0
+
+
+def evaluate_builtins(data: Path, run_dir: Path, models: tuple[str, ...] = ("oracle", "random")) -> None:
+    """Evaluate the built-in models in every mode on a dataset, printing each table (the
+    evaluation step of ``pencilbench quickstart``)."""
+    parser = argparse.ArgumentParser(prog="pencilbench")
+    register(parser.add_subparsers())
+    for model in models:
+        for mode in MODES:
+            print()
+            run_eval(parser.parse_args(["eval", "--data", str(data), "--model", model, "--mode", mode,
+                                        "--run-dir", str(run_dir)]))

@@ -1,7 +1,8 @@
 """``pencilbench quickstart``: the main job on built-in defaults.
 
 It generates a small suite of every task (each task's ``quickstart_sizes``), checks it as
-``pencilbench solve`` does, and prints the summary.
+``pencilbench solve`` does, and prints the summary. It then evaluates the built-in ``oracle``
+and ``random`` models in every mode into ``OUT/run`` and prints their tables.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from bench.commands.data import summary_table
+from bench.commands.eval import evaluate_builtins
 from bench.errors import UserError
 from bench.verify import summarize
 from generators.dataset import Spec, generate
@@ -49,4 +51,5 @@ def run_quickstart(args: argparse.Namespace) -> int:
         for record_id, problem in failures[:20]:
             print(f"FAIL {record_id}: {problem}")
         return 1
+    evaluate_builtins(suite, args.out / "run")
     return 0
