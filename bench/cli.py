@@ -6,11 +6,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bench.commands import data, eval, perf, quickstart, report
+from bench.commands import data, eval, perf, quickstart, report, train
 from bench.errors import UserError
 from generators import __version__
 
-COMMAND_MODULES = (data, quickstart, perf, report, eval)
+COMMAND_MODULES = (data, quickstart, perf, report, eval, train)
 
 
 def build_parser() -> argparse.ArgumentParser:

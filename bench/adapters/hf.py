@@ -51,7 +51,7 @@ class HFAdapter:
     """Greedy decoding of a causal LM saved with ``save_pretrained`` (model and tokenizer).
 
     ``reuse_cache=False`` recomputes every context from scratch (for speed comparisons);
-    ``cache_entries`` bounds how many sequence caches are kept (default: ``max_batch_size``).
+    ``cache_entries`` bounds how many sequence caches are kept (default: four batches' worth).
     ``model`` and ``tokenizer`` may be passed already loaded (training evaluates the model
     it is training this way); ``path`` then only names it.
     """
@@ -76,7 +76,7 @@ class HFAdapter:
         self.model = model.to(self.device).eval()
         self.max_batch_size = max_batch_size
         self.reuse_cache = reuse_cache
-        self.cache_entries = max_batch_size if cache_entries is None else cache_entries
+        self.cache_entries = 4 * max_batch_size if cache_entries is None else cache_entries
         self.eos_id = tokenizer.eos_token_id
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else (self.eos_id if self.eos_id is not None else 0)

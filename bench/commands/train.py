@@ -1,0 +1,65 @@
+"""``pencilbench train``: train a small causal LM on pencilbench data (needs the ``train`` extra)."""
+
+from __future__ import annotations
+
+import argparse
+
+from bench.errors import UserError
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser(
+        "train", help="train a small transformer on CoT or PENCIL traces (saved in Hugging Face format)",
+        description="Train a standard transformers causal LM from a preset on a dataset's CoT traces or "
+                    "PENCIL segments. The model and tokenizer are written with save_pretrained, so "
+                    "`pencilbench eval --model hf:OUT` loads them. Re-running the same command resumes "
+                    "from the last checkpoint.")
+    train.add_argument("--data", nargs="+", required=True, metavar="PATH",
+                       help="training dataset(s), .jsonl or .parquet (records are concatenated)")
+    train.add_argument("--format", required=True, choices=("cot", "pencil"),
+                       help="cot: the whole trace after the prompt; pencil: the PENCIL segments")
+    train.add_argument("--preset", default="tiny", choices=("tiny", "small", "base"),
+                       help="tiny ~1M parameters, small ~10M (6x384), base ~25M (8x512)")
+    train.add_argument("--context", type=int, required=True, metavar="N",
+                       help="longest training example in tokens; longer instances are left out and counted")
+    train.add_argument("--out", required=True, metavar="DIR", help="output directory (model, checkpoints, log)")
+    train.add_argument("--steps", type=int, default=1000, help="optimizer steps (default 1000)")
+    train.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--batch-size", type=int, help="examples per step (default: the preset's)")
+    train.add_argument("--lr", type=float, help="peak learning rate (default: the preset's)")
+    train.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    train.add_argument("--checkpoint-every", type=int, default=200, metavar="S")
+    train.add_argument("--eval-data", metavar="PATH",
+                       help="held-out dataset evaluated through the harness every --eval-every steps "
+                            "and at the end, in the mode matching --format with --max-context N")
+    train.add_argument("--eval-every", type=int, default=0, metavar="S", help="0: only at the end")
+    train.add_argument("--eval-limit", type=int, default=64, metavar="K", help="instances per evaluation")
+    train.set_defaults(run=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    try:
+        import torch
+
+        from bench.train.loop import TrainConfig, train
+    except ImportError as error:
+        raise UserError(f"training needs the optional extra: pip install 'pencilbench[train]' ({error})") from None
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    config = TrainConfig(data=tuple(args.data), format=args.format, preset=args.preset, context=args.context,
+                         out=args.out, steps=args.steps, device=args.device, seed=args.seed,
+                         batch_size=args.batch_size, lr=args.lr, checkpoint_every=args.checkpoint_every,
+                         eval_every=args.eval_every)
+    evaluate = None
+    if args.eval_data:
+        from bench.train.evaluate import harness_evaluator
+
+        evaluate = harness_evaluator(args.eval_data, config, limit=args.eval_limit)
+    result = train(config, evaluate=evaluate)
+    print(f"trained {result.parameters:,} parameters for {result.steps} steps "
+          f"(from step {result.resumed_from}); loss {result.first_loss:.4f} -> {result.last_loss:.4f}; "
+          f"model in {result.out}")
+    return 0
