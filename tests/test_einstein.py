@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from generators.dataset import Spec, generate, trace_problems
 from generators.einstein import KINDS, TASK, set_token
-from generators.pencil import CALL, MARKERS, SEP, Reducer
+from generators.pencil import CALL, MARKERS, RETURN, SEP, Reducer
 from solvers.einstein import gold_answer, grade, solutions
 from solvers.registry import check_answer
 
@@ -202,3 +202,245 @@ def test_question_words_every_clue() -> None:
     text = record["question"]
     assert len(re.findall(r"^\d+\. ", text, re.MULTILINE)) == len(record["problem"]["clues"])
     assert text.rstrip().splitlines()[-1].startswith("giving the asked value first")
+
+
+# A next-token policy written from the token formats alone (it shares no code with the
+# generator): it sees the prompt and the live, reduced context, and must predict every gold
+# token. It catches any token that depends on erased work.
+
+SET = re.compile(r"h\d+")
+NEIGHBOURS = {
+    "left": lambda h, k: k == h + 1, "right": lambda h, k: k == h - 1,
+    "next_to": lambda h, k: abs(h - k) == 1,
+}
+
+
+class Policy:
+    def __init__(self, prompt: list[str]) -> None:
+        self.prompt = prompt
+        q = prompt.index("?")
+        self.question = prompt[q + 1 :]
+        body = prompt[:q]
+        first_clue = next((i for i, t in enumerate(body) if re.fullmatch(r"c\d+", t)), len(body))
+        self.attributes: list[tuple[str, list[str]]] = []
+        for token in body[:first_clue]:
+            if token[0].isupper():
+                self.attributes.append((token, []))
+            else:
+                self.attributes[-1][1].append(token)
+        self.clues = [body[i : i + 4] for i in range(first_clue, len(body), 4)]
+        self.n = len(self.attributes[0][1])
+        self.values = [v for _, group in self.attributes for v in group]
+        self.names = {name for name, _ in self.attributes}
+        self.stops = self.names | {clue[0] for clue in self.clues}
+
+    @staticmethod
+    def token(houses: set[int]) -> str:
+        return "h" + "".join(str(h) for h in sorted(houses))
+
+    def sets(self, live: list[str], end: int) -> dict[str, set[int]]:
+        """Latest mention of every value before ``end`` (a verdict ``v h x`` is no mention)."""
+        known = {v: set(range(1, self.n + 1)) for v in self.values}
+        for j in range(len(self.prompt), end - 1):
+            if live[j] in known and SET.fullmatch(live[j + 1]) and (j + 2 >= end or live[j + 2] != "x"):
+                known[live[j]] = {int(c) for c in live[j + 1][1:]}
+        return known
+
+    def summary(self, sets: dict[str, set[int]]) -> list[str]:
+        out = ["state"]
+        for name, group in self.attributes:
+            out.append(name)
+            for v in group:
+                out += [v, self.token(sets[v])]
+        return out
+
+    def grid_answer(self, sets: dict[str, set[int]]) -> list[str]:
+        house = {v: min(s) for v, s in sets.items()}
+        out = []
+        if self.question != ["grid"]:
+            ask, given = self.question
+            group = dict(self.attributes)[ask]
+            out.append(next(v for v in group if house[v] == house[given]))
+        for h in range(1, self.n + 1):
+            out.append(f"h{h}")
+            out += [v for _, group in self.attributes for v in group if house[v] == h]
+        return out
+
+    def parse_state(self, frame: list[str]) -> dict:
+        """Header, finished items and child result of a state frame."""
+        size = 1 + len(self.attributes) + 2 * len(self.values)  # "state" and the summary
+        if frame[0] == "state":
+            label, body = [], frame[size:]
+        elif len(frame) > 2 and frame[2] == "state":
+            label, body = frame[:2], frame[2 + size :]
+        else:
+            label, body = frame[:2], frame[2:]
+        info = {"label": label, "clues": 0, "attrs": 0, "changed": False, "failed": False, "child": None}
+        j = 0
+        while j < len(body) and info["clues"] < len(self.clues):
+            j += 1
+            while j < len(body) and body[j] not in self.stops:
+                info["failed"] |= body[j] == "x"
+                info["changed"] |= body[j] != "x"
+                j += 1
+            info["clues"] += 1
+        while j < len(body) and info["attrs"] < len(self.attributes):
+            name, group = self.attributes[info["attrs"]]
+            assert body[j] == name
+            info["attrs"] += 1
+            j += 1
+            end = j
+            while end < len(body) and body[end] not in self.stops:
+                end += 1
+            rest = body[j:end]
+            if rest == ["x"]:
+                info["failed"] = True
+            elif len(rest) % 2 == 0 and all(v in group for v in rest[::2]) and all(map(SET.fullmatch, rest[1::2])):
+                info["changed"] |= bool(rest)
+            else:
+                info["child"] = rest
+            j = end
+        return info
+
+    def branch(self, sets: dict[str, set[int]]) -> list[str] | None:
+        open_values = [v for v in self.values if len(sets[v]) > 1]
+        if not open_values:
+            return None
+        best = min(open_values, key=lambda v: len(sets[v]))  # first of the fewest
+        return [best, f"h{min(sets[best])}"]
+
+    def next_in_state(self, live: list[str], start: int, frame: list[str]) -> list[str]:
+        """What a state frame opens next: ``[CALL, first token]``, or ``[SEP]``."""
+        info = self.parse_state(frame)
+        if info["failed"] or info["child"] is not None:
+            return [SEP]
+        if info["clues"] < len(self.clues):
+            return [CALL, self.clues[info["clues"]][0]]
+        if info["attrs"] < len(self.attributes):
+            return [CALL, self.attributes[info["attrs"]][0]]
+        if info["changed"]:
+            return [SEP]
+        guess = self.branch(self.sets(live, len(live)))
+        return [SEP] if guess is None else [CALL, *guess]
+
+    def state_answer(self, live: list[str], sep: int, frame: list[str]) -> list[str]:
+        info = self.parse_state(frame)
+        label, sets = info["label"], self.sets(live, sep)
+        if info["failed"]:
+            return [*label, "x"]
+        child = info["child"]
+        if child is not None and child[-1] == "x":
+            sets[child[0]] -= {int(child[1][1:])}
+            return [CALL, *label, *self.summary(sets)]
+        if child is not None:
+            return child
+        if info["changed"]:
+            return [CALL, *label, *self.summary(sets)]
+        return self.grid_answer(sets)
+
+    def clue_answer(self, frame: list[str]) -> list[str]:
+        cid, kind, a, shown = frame[:4]
+        xs = {int(c) for c in shown[1:]}
+        if kind in ("at", "not_at"):
+            k = int(frame[4][1:])
+            new = xs & {k} if kind == "at" else xs - {k}
+            return [cid, "x"] if not new else [cid] + ([a, self.token(new)] if new != xs else [])
+        b, ys = frame[4], {int(c) for c in frame[5][1:]}
+        nx, ny = set(xs), set(ys)
+        if kind == "same":
+            nx = ny = xs & ys
+        elif kind == "not_same":
+            nx = xs - ys if len(ys) == 1 else xs
+            ny = ys - nx if len(nx) == 1 else ys
+        elif kind in NEIGHBOURS:
+            near = NEIGHBOURS[kind]
+            nx = {h for h in xs if any(near(h, k) for k in ys)}
+            ny = {k for k in ys if any(near(h, k) for h in nx)}
+        elif kind == "left_of":
+            nx = {h for h in xs if h < max(ys)}
+            ny = {k for k in ys if nx and k > min(nx)}
+        elif kind == "right_of":
+            nx = {h for h in xs if h > min(ys)}
+            ny = {k for k in ys if nx and k < max(nx)}
+        if not nx or not ny:
+            return [cid, "x"]
+        return ([cid] + ([a, self.token(nx)] if nx != xs else [])
+                + ([b, self.token(ny)] if ny != ys else []))
+
+    def attribute_answer(self, frame: list[str]) -> list[str]:
+        name, values = frame[0], frame[1::2]
+        sets = [{int(c) for c in t[1:]} for t in frame[2::2]]
+        start = [set(s) for s in sets]
+        everything = set(range(1, self.n + 1))
+        while True:
+            if any(not s for s in sets) or set().union(*sets) != everything:
+                return [name, "x"]
+            before = [set(s) for s in sets]
+            sole: dict[int, set[int]] = {}  # value -> houses no other value can take
+            for h in everything:
+                holders = [i for i, s in enumerate(sets) if h in s]
+                if len(holders) == 1:
+                    sole.setdefault(holders[0], set()).add(h)
+            if any(len(houses) > 1 for houses in sole.values()):
+                return [name, "x"]
+            for i, houses in sole.items():
+                sets[i] = houses
+            placed = [min(s) for s in sets if len(s) == 1]
+            if len(placed) != len(set(placed)):
+                return [name, "x"]
+            sets = [s if len(s) == 1 else s - set(placed) for s in sets]
+            if sets == before:
+                break
+        return [name] + [t for v, s, s0 in zip(values, sets, start, strict=True) if s != s0
+                         for t in (v, self.token(s))]
+
+    def next(self, live: list[str]) -> str:
+        if len(live) == len(self.prompt):
+            return CALL
+        generated = live[len(self.prompt) :]
+        calls = [len(self.prompt) + i for i, t in enumerate(generated) if t == CALL]
+        if SEP in generated:
+            sep = len(live) - 1 - live[::-1].index(SEP)
+            call = max(c for c in calls if c < sep)
+            frame, written = live[call + 1 : sep], live[sep + 1 :]
+            if frame[0] in self.stops and frame[0] not in self.names:
+                answer = self.clue_answer(frame)
+            elif frame[0] in self.names:
+                answer = self.attribute_answer(frame)
+            else:
+                answer = self.state_answer(live, sep, frame)
+            return answer[len(written)] if len(written) < len(answer) else RETURN
+        call = calls[-1]
+        frame = live[call + 1 :]
+        sets = self.sets(live, call)
+        if not frame or (frame[0] in self.values and len(frame) == 1):
+            if len(calls) == 1:
+                return "state"
+            parent = live[calls[-2] + 1 : call]
+            return self.next_in_state(live[:call], calls[-2], parent)[1 + len(frame)]
+        if frame[0] == "state" and len(calls) == 1:
+            header = self.summary(sets)
+            if len(frame) < len(header):
+                return header[len(frame)]
+        if frame[0] in self.names:
+            work = [frame[0]] + [t for v in dict(self.attributes)[frame[0]] for t in (v, self.token(sets[v]))]
+        elif frame[0] in self.stops:
+            clue = self.clues[int(frame[0][1:]) - 1]
+            work = clue[:3] + [self.token(sets[clue[2]])]
+            work += [clue[3]] if clue[1] in ("at", "not_at") else [clue[3], self.token(sets[clue[3]])]
+        else:
+            return self.next_in_state(live, call, frame)[0]
+        return work[len(frame)] if len(frame) < len(work) else SEP
+
+
+def test_every_trace_token_follows_from_the_live_context() -> None:
+    chosen = [*records(3, 3, 300)[:40], *records(4, 5, 40)[:10]]
+    chosen += [r for r in records(4, 4, 300) if r["stats"]["backtracks"] >= 2][:5]
+    chosen += [r for r in records(5, 5, 200) if r["stats"]["backtracks"] >= 1][:3]
+    assert sum(r["stats"]["backtracks"] for r in chosen) >= 10
+    for record in chosen:
+        prompt = record["prompt"].split()
+        policy, reducer = Policy(prompt), Reducer(prompt)
+        for step, token in enumerate(record["pencil"].split()):
+            assert policy.next(reducer.context) == token, (record["id"], step)
+            reducer.push(token)
