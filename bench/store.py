@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,8 @@ class Sample:
 
 
 SAMPLE_COLUMNS = tuple(f.name for f in fields(Sample))
+_INSERT_SAMPLE = (f"INSERT OR IGNORE INTO samples ({', '.join(SAMPLE_COLUMNS)}) "
+                  f"VALUES ({', '.join('?' for _ in SAMPLE_COLUMNS)})")
 
 
 def is_run_dir(path: str | Path) -> bool:
@@ -131,13 +133,8 @@ class ResultStore:
 
     def write(self, sample: Sample) -> bool:
         """Commit one sample; ``False`` (and nothing written) if it already had a row."""
-        values = asdict(sample)
-        placeholders = ", ".join("?" for _ in SAMPLE_COLUMNS)
         with self.db:
-            cursor = self.db.execute(
-                f"INSERT OR IGNORE INTO samples ({', '.join(SAMPLE_COLUMNS)}) VALUES ({placeholders})",
-                tuple(values[name] for name in SAMPLE_COLUMNS),
-            )
+            cursor = self.db.execute(_INSERT_SAMPLE, tuple(getattr(sample, name) for name in SAMPLE_COLUMNS))
         return cursor.rowcount == 1
 
     def samples(self) -> pd.DataFrame:

@@ -48,7 +48,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     ev.add_argument("--max-tokens", type=int,
                     help="generated tokens per sample (default: compact 2 x longest gold trace + 64, "
                          "instruct 4096)")
-    ev.add_argument("--concurrency", type=int, default=1, help="samples in flight at once (default 1)")
+    ev.add_argument("--concurrency", type=int, default=1,
+                    help="samples in flight at once: parallel calls, or the batch size of hf models (default 1)")
     ev.add_argument("--limit", type=int, help="only the first K records of the dataset")
     ev.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     ev.add_argument("--api", choices=("completions", "chat"), default="completions",
