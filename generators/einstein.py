@@ -516,7 +516,8 @@ class _Solver:
         sets = [self.full] * len(self.values)
         self.out.call(*self._state((), sets))
         solved = self._solve((), sets)
-        assert solved is not None, "the puzzle has no solution"
+        if solved is None:
+            raise ValueError("the puzzle has no solution")
         answer = self._answer(solved)
         n, m = self.n, len(self.names)
         stats = {

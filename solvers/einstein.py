@@ -90,7 +90,13 @@ def solutions(problem: Mapping[str, Any], limit: int = 2) -> list[dict[str, list
 
 @lru_cache(maxsize=4096)
 def _gold(problem_json: str) -> tuple[dict[str, list[str]], tuple[str, ...]]:
-    problem = json.loads(problem_json)
+    try:
+        return _solve_gold(json.loads(problem_json))
+    except (KeyError, TypeError, IndexError, AttributeError, StopIteration) as error:
+        raise ValueError(f"malformed einstein problem: {error!r}") from None
+
+
+def _solve_gold(problem: Mapping[str, Any]) -> tuple[dict[str, list[str]], tuple[str, ...]]:
     found = solutions(problem)
     if len(found) != 1:
         raise ValueError(f"the puzzle has {'no' if not found else 'more than one'} solution")

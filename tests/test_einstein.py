@@ -444,3 +444,16 @@ def test_every_trace_token_follows_from_the_live_context() -> None:
         for step, token in enumerate(record["pencil"].split()):
             assert policy.next(reducer.context) == token, (record["id"], step)
             reducer.push(token)
+
+
+@pytest.mark.parametrize("damage", [
+    lambda p: p.pop("houses"),
+    lambda p: p.update(clues=[{"kind": "above", "a": ["Pet", "dog"], "b": None, "house": None}]),
+    lambda p: p.update(question={"ask": "Planet", "given": ["Pet", "yak"]}),
+    lambda p: p.update(attributes=[]),
+])
+def test_oracle_reports_a_malformed_problem_as_value_error(damage) -> None:
+    problem = json.loads(json.dumps(records(3, 3, 1)[0]["problem"]))
+    damage(problem)
+    with pytest.raises(ValueError):
+        check_answer("einstein", problem, ["h1"])
