@@ -169,9 +169,9 @@ def run_sample(record: Mapping[str, Any], config: EvalConfig, model: str,
     generated = matched = 0
     matching = bool(gold)
     length = peak = prompt_len
-    status, error = OK, None
+    status, error = (CONTEXT_OVERFLOW if prompt_len > max_context else OK), None  # the prompt alone
     try:
-        while True:
+        while status == OK:
             tokens_left, context_left = max_tokens - generated, max_context - length
             cap = int(min(tokens_left, context_left)) + 1  # using the extra token means exceeding
             if compact:
@@ -284,26 +284,31 @@ def evaluate(records: Sequence[Mapping[str, Any]], client: Client, config: EvalC
     calls = client.calls
     bar = tqdm(total=len(todo), desc=f"{model} {config.mode}", unit="sample", disable=not progress)
 
+    def finish(sample: Sample) -> None:
+        nonlocal written, tokens
+        written += store.write(sample)
+        tokens += sample.generated_tokens
+        bar.update()
+
     def start() -> tuple[Generator[Request, Completion, Sample], Request] | None:
-        record = next(queue, None)
-        if record is None:
-            return None
-        job = run_sample(record, config, model, weigh)
-        return job, next(job)
+        """The next sample and its first request (a sample that needs no call is stored)."""
+        while (record := next(queue, None)) is not None:
+            job = run_sample(record, config, model, weigh)
+            try:
+                return job, next(job)
+            except StopIteration as end:
+                finish(end.value)
+        return None
 
     def advance(job: Generator[Request, Completion, Sample],
                 result: Completion | ModelFailure) -> Request | None:
         """Hand a result to its sample; ``None`` once the sample is finished and stored."""
-        nonlocal written, tokens
         try:
             if isinstance(result, ModelFailure):
                 return job.throw(ModelFailed(result.message))
             return job.send(result)
         except StopIteration as end:
-            sample: Sample = end.value
-            written += store.write(sample)
-            tokens += sample.generated_tokens
-            bar.update()
+            finish(end.value)
             return None
 
     width = client.policy.concurrency

@@ -125,6 +125,13 @@ def test_budgets_are_exact_and_never_truncate(small, tmp_path):
             assert row.generated_tokens == budget["max_tokens"]
 
 
+def test_a_prompt_longer_than_the_context_budget_needs_no_call(small, tmp_path):
+    prompt = len(small[0]["prompt"].split())
+    summary, frame = run(small[:1], "oracle", "pencil", tmp_path=tmp_path, max_context=prompt - 1)
+    assert summary.calls == 0 and frame.iloc[0].status == "context_overflow"
+    assert frame.iloc[0].peak_context == prompt and frame.iloc[0].generated_tokens == 0
+
+
 def test_a_model_ignoring_the_cap_hits_the_token_limit(small, tmp_path):
     _, frame = run(small[:2], PythonAdapter("eval_models:endless"), "cot", tmp_path=tmp_path, max_tokens=20)
     assert set(frame["status"]) == {"token_limit"}
