@@ -130,8 +130,11 @@ def run_eval(args: argparse.Namespace) -> int:
     max_tokens = args.max_tokens or default_max_tokens(everything, args.mode, args.style)
     config = EvalConfig(args.mode, args.style, max_tokens, args.max_context)
     timeout = args.timeout if args.timeout is not None else (60.0 if kind in REMOTE else None)
-    options = AdapterOptions(records, args.mode, args.style, args.base_url, args.api, args.api_key_env,
-                             args.temperature, timeout or 60.0, args.seed)
+    # The whole dataset, not the --limit slice: the random model's answer alphabet must not
+    # depend on how far a run has got.
+    options = AdapterOptions(everything, args.mode, args.style, base_url=args.base_url, api=args.api,
+                             api_key_env=args.api_key_env, temperature=args.temperature,
+                             timeout=timeout or 60.0, seed=args.seed)
     adapter = make_adapter(args.model, options)
     check = getattr(adapter, "check", None)
     if check is not None:
