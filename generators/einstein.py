@@ -16,10 +16,13 @@ state of the clues before i, saved while adding them, is the search's starting p
 **Gold trace.** Rounds of propagation inside a state frame ``[CALL] <label> state <sets>``.
 Each clue is a frame ``[CALL] ci kind a A b B [SEP] ci <changed sets> [RETURN]`` (A, B the
 current sets, read from the latest mention), then each attribute is a frame that applies
-the distinct-houses rule. A round that changed something ends in a tail call to a fresh
-summary ``[CALL] <label> state <sets>``. A round that changed nothing either finds every
-set a single house and returns the answer, or branches: the value with fewest candidates
-(first in prompt order) tries its lowest house in a child frame ``[CALL] value house``.
+the distinct-houses rule. A clue that every choice from the current sets satisfies, and an
+attribute whose values are all placed, can change nothing: they are written as the bare
+``ci`` or attribute name, which is what their frame would have left. A round that changed
+something ends in a tail call to a fresh summary ``[CALL] <label> state <sets>``. A round
+that changed nothing either finds every set a single house and returns the answer, or
+branches: the value with fewest candidates (first in prompt order) tries its lowest house
+in a child frame ``[CALL] value house``.
 A child that meets an empty set returns the verdict ``value house x``; the parent then
 removes that house from the value's set (a tail call to the new summary) and carries on.
 A child that solves the puzzle returns the answer, which every open frame passes up.
@@ -134,6 +137,35 @@ def narrow(code: int, dx: int, dy: int, bit: int) -> tuple[int, int]:
     # NOT_RIGHT_OF: house(x) <= house(y)
     dx &= (1 << dy.bit_length()) - 1
     return dx, dy & ~((dx & -dx) - 1)
+
+
+def entailed(code: int, dx: int, dy: int, bit: int) -> bool:
+    """Whether every choice of houses from the sets satisfies the clue: it can then never
+    narrow a set or fail, since sets only shrink."""
+    if code == AT:
+        return dx == bit
+    if code == NOT_AT:
+        return not dx & bit
+    if code == NOT_SAME:
+        return not dx & dy
+    if code == LEFT_OF:
+        return dx.bit_length() < (dy & -dy).bit_length()
+    if code == RIGHT_OF:
+        return (dx & -dx).bit_length() > dy.bit_length()
+    if code == NEXT_TO:  # y within the neighbours common to every house of x
+        common = -1
+        while dx:
+            low = dx & -dx
+            common &= (low << 1) | (low >> 1)
+            dx ^= low
+        return not dy & ~common
+    if not (_single(dx) and _single(dy)):
+        return False
+    if code == SAME:
+        return dx == dy
+    if code == LEFT:
+        return dy == dx << 1
+    return dx == dy << 1  # RIGHT
 
 
 def exclusive(sets: Sequence[int], full: int) -> list[int] | None:
@@ -545,6 +577,9 @@ class _Solver:
             changed = False
             for (code, x, y, bit), head in self.clues:
                 dx, dy = sets[x], sets[y]
+                if entailed(code, dx, dy, bit):
+                    out.emit(head[0])
+                    continue
                 if code in (AT, NOT_AT):
                     out.call(*head, _SET_TOKENS[dx], _SET_TOKENS[bit])
                 else:
@@ -566,6 +601,9 @@ class _Solver:
             for a, name in enumerate(self.names):
                 lo = a * n
                 group = sets[lo : lo + n]
+                if all(_single(d) for d in group) and sum(group) == self.full:  # all placed, apart
+                    out.emit(name)
+                    continue
                 work = [name]
                 for i, d in enumerate(group):
                     work += (values[lo + i], _SET_TOKENS[d])

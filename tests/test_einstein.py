@@ -309,18 +309,31 @@ class Policy:
         best = min(open_values, key=lambda v: len(sets[v]))  # first of the fewest
         return [best, f"h{min(sets[best])}"]
 
+    def entailed(self, clue: list[str], sets: dict[str, set[int]]) -> bool:
+        """Every choice of houses satisfies the clue."""
+        kind, a, b = clue[1:]
+        if kind in ("at", "not_at"):
+            return (sets[a] == {int(b[1:])}) if kind == "at" else int(b[1:]) not in sets[a]
+        holds = {**NEIGHBOURS, "same": lambda h, k: h == k, "not_same": lambda h, k: h != k,
+                 "left_of": lambda h, k: h < k, "right_of": lambda h, k: h > k}[kind]
+        return all(holds(h, k) for h in sets[a] for k in sets[b])
+
     def next_in_state(self, live: list[str], start: int, frame: list[str]) -> list[str]:
-        """What a state frame opens next: ``[CALL, first token]``, or ``[SEP]``."""
+        """What a state frame writes next: ``[CALL, header...]``, a bare item, or ``[SEP]``."""
         info = self.parse_state(frame)
         if info["failed"] or info["child"] is not None:
             return [SEP]
+        sets = self.sets(live, len(live))
         if info["clues"] < len(self.clues):
-            return [CALL, self.clues[info["clues"]][0]]
+            clue = self.clues[info["clues"]]
+            return [clue[0]] if self.entailed(clue, sets) else [CALL, clue[0]]
         if info["attrs"] < len(self.attributes):
-            return [CALL, self.attributes[info["attrs"]][0]]
+            name, group = self.attributes[info["attrs"]]
+            placed = [sets[v] for v in group if len(sets[v]) == 1]
+            return [name] if len(placed) == len(group) and len(set().union(*placed)) == len(group) else [CALL, name]
         if info["changed"]:
             return [SEP]
-        guess = self.branch(self.sets(live, len(live)))
+        guess = self.branch(sets)
         return [SEP] if guess is None else [CALL, *guess]
 
     def state_answer(self, live: list[str], sep: int, frame: list[str]) -> list[str]:
