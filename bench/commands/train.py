@@ -1,4 +1,6 @@
-"""``pencilbench train``: train a small causal LM on pencilbench data (needs the ``train`` extra)."""
+"""``pencilbench train``: train a small causal LM on pencilbench data, and ``pencilbench
+decode-speed``: time a trained model's decoding with and without the KV cache kept across
+reductions (both need the ``train`` extra)."""
 
 from __future__ import annotations
 
@@ -37,18 +39,37 @@ def register(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--eval-limit", type=int, default=64, metavar="K", help="instances per evaluation")
     train.set_defaults(run=run_train)
 
+    speed = commands.add_parser(
+        "decode-speed", help="time hf: decoding with the KV cache kept across reductions against recomputing",
+        description="Evaluate a Hugging Face model on a dataset twice through the harness, once keeping "
+                    "the KV cache up to each reduction and once recomputing the context after every "
+                    "reduction, and print generated tokens/s for both.")
+    speed.add_argument("--model", required=True, metavar="PATH", help="model directory (as in hf:PATH)")
+    speed.add_argument("--data", required=True, metavar="PATH", help="dataset, .jsonl or .parquet")
+    speed.add_argument("--mode", default="pencil", choices=("cot", "pencil"))
+    speed.add_argument("--max-context", type=int, metavar="N")
+    speed.add_argument("--limit", type=int, default=64, metavar="K", help="first K records (default 64)")
+    speed.add_argument("--batch", type=int, default=16, help="samples decoded together (default 16)")
+    speed.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    speed.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    speed.set_defaults(run=run_decode_speed)
 
-def run_train(args: argparse.Namespace) -> int:
+
+def _set_threads(threads: int | None) -> None:
     try:
         import torch
-
-        from bench.train.loop import TrainConfig, train
     except ImportError as error:
-        raise UserError(f"training needs the optional extra: pip install 'pencilbench[train]' ({error})") from None
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UserError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+        raise UserError(f"this command needs the optional extra: pip install 'pencilbench[train]' ({error})") from None
+    if threads is not None:
+        if threads < 1:
+            raise UserError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    _set_threads(args.threads)
+    from bench.train.loop import TrainConfig, train
+
     config = TrainConfig(data=tuple(args.data), format=args.format, preset=args.preset, context=args.context,
                          out=args.out, steps=args.steps, device=args.device, seed=args.seed,
                          batch_size=args.batch_size, lr=args.lr, checkpoint_every=args.checkpoint_every,
@@ -62,4 +83,30 @@ def run_train(args: argparse.Namespace) -> int:
     print(f"trained {result.parameters:,} parameters for {result.steps} steps "
           f"(from step {result.resumed_from}); loss {result.first_loss:.4f} -> {result.last_loss:.4f}; "
           f"model in {result.out}")
+    return 0
+
+
+def run_decode_speed(args: argparse.Namespace) -> int:
+    _set_threads(args.threads)
+    from bench.train.speed import decode_speed
+    from generators.export import read_records
+
+    if args.limit < 1 or args.batch < 1:
+        raise UserError("--limit and --batch must be >= 1")
+    try:
+        records = read_records(args.data)[: args.limit]
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot read dataset {args.data}: {error}") from None
+    if not records:
+        raise UserError(f"dataset {args.data} has no records")
+    rows = decode_speed(args.model, records, mode=args.mode, max_context=args.max_context, batch=args.batch,
+                        device=args.device)
+    for row in rows:
+        kind = "KV cache kept" if row.reuse_cache else "recomputed"
+        print(f"{args.mode} {kind:>13}: {row.samples} samples, {row.generated_tokens} generated tokens in "
+              f"{row.seconds:.2f} s = {row.tokens_per_second:,.0f} tokens/s; "
+              f"{row.computed_tokens:,} of {row.context_tokens:,} context tokens computed")
+    kept, recomputed = rows
+    print(f"speed-up {kept.tokens_per_second / max(recomputed.tokens_per_second, 1e-9):.2f}x; "
+          f"outputs identical: {'yes' if kept.outputs == recomputed.outputs else 'NO'}")
     return 0

@@ -1,0 +1,50 @@
+"""Decoding speed of a Hugging Face model through the harness, with and without the KV cache
+kept across calls (in PENCIL mode: kept up to each reduction, against recomputing the
+reduced context after every one). Greedy decoding gives the same outputs both ways; the
+figures say what keeping the cache saves."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bench.adapters.hf import HFAdapter
+from bench.adapters.wrapper import CallPolicy, Client
+from bench.harness import EvalConfig, default_max_tokens, evaluate
+from bench.store import ResultStore
+
+
+@dataclass(frozen=True)
+class SpeedRow:
+    reuse_cache: bool
+    samples: int
+    seconds: float
+    generated_tokens: int
+    computed_tokens: int  # context tokens run through the model (the cache spares the rest)
+    context_tokens: int  # context tokens of every call
+    outputs: tuple[str, ...]
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.generated_tokens / max(self.seconds, 1e-9)
+
+
+def decode_speed(model: str, records: Sequence[Mapping[str, Any]], *, mode: str = "pencil",
+                 max_context: int | None = None, batch: int = 16, device: str = "cpu") -> list[SpeedRow]:
+    """Evaluate ``records`` twice, keeping the cache and recomputing, and time both."""
+    config = EvalConfig(mode, "compact", default_max_tokens(records, mode, "compact"), max_context)
+    rows = []
+    for reuse in (True, False):
+        adapter = HFAdapter(model, device=device, max_batch_size=batch, reuse_cache=reuse)
+        with tempfile.TemporaryDirectory() as run_dir, ResultStore(run_dir, create=True) as store:
+            client = Client(adapter, CallPolicy(concurrency=batch))
+            try:
+                summary = evaluate(records, client, config, store, adapter.name, progress=False)
+            finally:
+                client.close()
+            outputs = tuple(store.samples()["output"])
+        rows.append(SpeedRow(reuse, summary.written, summary.seconds, summary.tokens,
+                             adapter.stats["computed_tokens"], adapter.stats["prompt_tokens"], outputs))
+    return rows
