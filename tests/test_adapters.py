@@ -14,8 +14,10 @@ from bench.adapters import SPECS, AdapterOptions, make_adapter, spec_kind
 from bench.adapters.base import Adapter, AdapterError, Completion, Request
 from bench.adapters.local import CommandAdapter, PythonAdapter
 from bench.adapters.wrapper import CallPolicy, Client, ModelFailure, ResponseCache
+from bench.cli import main
 from bench.errors import UserError
 from generators.dataset import Spec, generate
+from generators.export import write_records
 
 MODELS = Path(__file__).with_name("eval_models.py")
 
@@ -176,3 +178,13 @@ def test_replay_adapters_are_deterministic(records):
     capped = make_adapter("oracle", AdapterOptions(records, "cot")).complete(
         Request(records[0]["prompt"], (), 2, None, records[0]["id"]))
     assert capped.finish_reason == "length" and len(capped.text.split()) == 2
+
+
+def test_a_command_model_runs_through_the_cli(records, tmp_path, capsys):
+    data = tmp_path / "data.jsonl"
+    write_records(data, records)
+    code = main(["eval", "--data", str(data), "--model", f"cmd:{sys.executable} {MODELS}", "--mode", "direct",
+                 "--run-dir", str(tmp_path / "run")])
+    assert code == 0
+    assert f"statuses: ok {len(records)}" in capsys.readouterr().out
+    assert (tmp_path / "run" / "cache.sqlite").is_file()

@@ -76,9 +76,10 @@ def test_pencil_over_http_survives_every_fault(dataset, faulty, tmp_path):
     assert summary.calls == sum(served.values())
 
 
-def test_chat_endpoint_with_faults(dataset, faulty, tmp_path):
+@pytest.mark.parametrize("mode", ["cot", "pencil"])
+def test_chat_endpoint_with_faults(dataset, faulty, tmp_path, mode):
     _, records = dataset
-    summary, frame = run(records, faulty, "cot", tmp_path, api="chat")
+    summary, frame = run(records, faulty, mode, tmp_path, api="chat")
     assert summary.written == len(records)
     assert set(frame["status"]) == {"ok"} and frame["correct"].all()
 
