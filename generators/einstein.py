@@ -239,6 +239,7 @@ class Propagator:
         """Propagate in place from clues ``start`` and changed values ``moved``; ``False`` on
         a contradiction. ``sets`` must already be a fixpoint for everything else."""
         clues, watch, n, full = self.clues, self.watch, self.n, self.full
+        apply, settle = narrow, exclusive  # local names: this loop is the sampler's hot path
         queued = [False] * len(clues)
         pending: list[int] = []
         dirty = [False] * self.m
@@ -258,7 +259,7 @@ class Propagator:
                 queued[i] = False
                 code, x, y, bit = clues[i]
                 dx, dy = sets[x], sets[y]
-                nx, ny = narrow(code, dx, dy, bit)
+                nx, ny = apply(code, dx, dy, bit)
                 if nx != dx:
                     if not nx:
                         return False
@@ -283,7 +284,7 @@ class Propagator:
                 dirty[a] = False
                 lo = a * n
                 group = sets[lo : lo + n]
-                new = exclusive(group, full)
+                new = settle(group, full)
                 if new is None:
                     return False
                 if new != group:
