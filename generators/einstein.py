@@ -480,7 +480,7 @@ class Einstein(Task):
             form = f"Answer: {houses}"
         else:
             ask, given = question["ask"], question["given"][1]
-            lines.append(f"Question: what is the {ask.lower()} of {person(given)}?")
+            lines.append(f"Question: which {ask.lower()} belongs to {person(given)}?")
             form = f"Answer: <{ask.lower()}>; {houses}"
         first = "the asked value first, then " if question["ask"] != GRID else ""
         lines.append(
