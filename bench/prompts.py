@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from generators.dataset import make_record
@@ -35,9 +35,15 @@ _MARKER_SPLIT = re.compile(r"(\[CALL\]|\[SEP\]|\[RETURN\])")
 _WORD = re.compile(r"\s*\S+\s*")
 
 
-def answer_line(answer: str) -> str:
-    """How the instruct style states an answer (the worked examples use the same line)."""
-    return f"Answer: {answer}"
+def answer_line(record: Mapping[str, Any], tokens: Sequence[str]) -> str:
+    """How the instruct style states answer ``tokens`` for ``record``'s task: written
+    solid (``Answer: 1234``) when the task's parser reads that back as the same tokens,
+    else with spaces between tokens. The worked examples and the replay models use it."""
+    task = get_task(record["task"])
+    solid = f"Answer: {''.join(tokens)}"
+    if task.parse_answer(task.params(record["params"]), record["problem"], solid) == tuple(tokens):
+        return solid
+    return f"Answer: {' '.join(tokens)}"
 
 
 @functools.cache
@@ -54,7 +60,7 @@ def instruct_prompt(record: Mapping[str, Any], mode: str) -> str:
     example = worked_example(record["task"])
     rules, steps = (COT_RULES, example["cot"]) if mode == "cot" else (PENCIL_RULES, example["pencil"])
     return (f"{rules}\n\nExample problem:\n{example['question']}\n\nExample solution:\n{steps}\n"
-            f"{answer_line(example['answer'])}\n\nProblem:\n{record['question']}\n\nSolution:\n")
+            f"{answer_line(example, example['answer'].split())}\n\nProblem:\n{record['question']}\n\nSolution:\n")
 
 
 def pieces(text: str) -> list[str]:

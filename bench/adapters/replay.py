@@ -10,6 +10,7 @@ style it writes the same tokens followed by an ``Answer:`` line, as the worked e
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -51,23 +52,26 @@ class OracleAdapter(_ByInstance):
 
     def complete(self, request: Request) -> Completion:
         record = self.record(request)
-        tail = "\n" + answer_line(record["answer"]) if self.style == "instruct" else ""
+        instruct = self.style == "instruct"
+        tail = "\n" + answer_line(record, record["answer"].split()) if instruct else ""
         if self.mode == "direct":
-            if self.style == "instruct":
-                return _capped([answer_line(record["answer"])], request, None)
-            return _capped(record["answer"].split(), request, None)
+            return _capped([tail.strip()] if instruct else record["answer"].split(), request, None)
         if self.mode == "cot":
             return _capped(record["cot"].split(), request, None, tail)
         plan = self._plan(record)
         generated = request.generated
         # The lookup key: the live generated tokens with whitespace normalised.
-        key = (" ".join(generated.split()) if self.style == "compact"
-               else " ".join(piece.strip() for piece in pieces(generated)))
+        key = (" ".join(piece.strip() for piece in pieces(generated)) if instruct
+               else " ".join(generated.split()))
         step = plan.get(key)
         if step is None:
             raise AdapterError("the live context is not one the gold trace passes through", retryable=False)
         tokens, stop = step
-        return _capped(tokens, request, stop, tail if stop is None else "")
+        completion = _capped(tokens, request, stop, tail if stop is None else "")
+        if instruct and generated and not generated[-1].isspace():
+            # Text continues the context directly: keep a space after the last word.
+            completion = replace(completion, text=" " + completion.text)
+        return completion
 
     def _plan(self, record: Mapping[str, Any]) -> dict[str, tuple[list[str], str | None]]:
         """Live generated text at each step of the gold trace -> what comes next."""
@@ -112,5 +116,5 @@ class RandomAdapter(_ByInstance):
         picks = rng.integers(len(alphabet), size=len(record["answer"].split()))
         tokens = [alphabet[i] for i in picks.tolist()]
         if self.style == "instruct":
-            return _capped([answer_line(" ".join(tokens))], request, None)
+            return _capped([answer_line(record, tokens)], request, None)
         return _capped(tokens, request, None)
