@@ -131,6 +131,8 @@ class Grade:
 
 
 def grade(problem: Mapping[str, Any], answer: Sequence[str]) -> Grade:
+    """Read ``[asked value] h1 <values> h2 <values> ...``; values within a house may come in
+    any order, and a cell given two values counts as wrong."""
     grid, gold = _gold(json.dumps(problem))
     n = problem["houses"]
     tokens = list(answer)
