@@ -9,14 +9,16 @@ for the next call, until the model ends on its own).
 Lengths. In the compact style every length is in compact tokens. In the instruct style it
 is in pieces (words and markers, see ``bench.prompts``), or, when the adapter has
 ``count_tokens``, in the model's own tokens: the prompt counts ``count_tokens(prompt)`` and
-each generated piece ``count_tokens(piece)``.
+each generated piece ``count_tokens(piece)``. Token counts that an HTTP API reports come
+per call, not per token, so they cannot place a budget or draw a sawtooth; they are not used.
 
 Budgets. ``max_tokens`` bounds the tokens generated per sample (``[RETURN]`` stop tokens
 included); ``max_context`` bounds the live context (prompt plus live generated tokens,
 counted before a reduction erases anything). Each call asks for one token more than the
 budgets allow; a model that uses it, or stops for length, would have exceeded them and the
 sample ends with status ``token_limit`` or ``context_overflow``. Nothing is truncated to
-fit; such samples count as wrong.
+fit; such samples count as wrong. The peak context of an overflowing sample includes the
+token that went over, and a prompt longer than ``max_context`` overflows without a call.
 
 Answers. Compact style: direct takes the whole output; cot takes its last ``len(gold
 answer)`` tokens (a compact chain of thought ends with its answer and has no delimiter);

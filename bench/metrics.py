@@ -41,7 +41,8 @@ def accuracy_within(correct: Sequence[bool], peaks: Sequence[int], budget: int) 
 
 def summarize(samples: pd.DataFrame) -> list[dict[str, Any]]:
     """One row per (model, mode, style, task, size): n, accuracy with its Wilson 95%
-    interval, mean partial credit, parse-failure rate, mean and max peak context, and
+    interval, mean partial credit, parse-failure rate (share of samples with no parsable
+    answer, those stopped by a budget or an error included), mean and max peak context, and
     accuracy within each budget of :func:`budgets` (keys ``acc@B``) over the whole frame."""
     if samples.empty:
         return []
