@@ -447,7 +447,7 @@ class Policy:
 
 
 def test_every_trace_token_follows_from_the_live_context() -> None:
-    chosen = [*records(3, 3, 300)[:40], *records(4, 5, 40)[:10]]
+    chosen = [*records(3, 3, 300)[:40], *records(4, 5, 40)[:10], *records(4, 5, 100, question="grid")[:5]]
     chosen += [r for r in records(4, 4, 300) if r["stats"]["backtracks"] >= 2][:5]
     chosen += [r for r in records(5, 5, 200) if r["stats"]["backtracks"] >= 1][:3]
     assert sum(r["stats"]["backtracks"] for r in chosen) >= 10
