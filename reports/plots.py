@@ -101,6 +101,15 @@ def _accuracy_axis(axes: object, label: str) -> None:
     axes.set_ylabel(label)
 
 
+def _split_knobs(task_sizes: Sequence[Size]) -> tuple[list[str], str]:
+    """Tick labels holding only the knobs that differ between sizes, one per line (long
+    labels side by side would overlap), and the knobs every size shares."""
+    items = [size.label.split(" ") for size in task_sizes]
+    shared = [item for item in items[0] if all(item in other for other in items)]
+    ticks = ["\n".join(item for item in mine if item not in shared) for mine in items]
+    return ticks, " ".join(shared)
+
+
 def accuracy_vs_size(
     task: str, task_sizes: Sequence[Size], rows: Sequence[SizeRow], styles: Mapping[str, LineStyle]
 ) -> bytes:
@@ -109,17 +118,13 @@ def accuracy_vs_size(
     figure, axes = _new(f"{task}: accuracy by problem size")
     numeric = size_axis(task_sizes)
     log = False
+    ticks, shared = _split_knobs(task_sizes)
+    fixed = f"\nsame for every size: {shared}" if shared else ""
     if numeric is None:
         positions = [float(i) for i in range(len(task_sizes))]
-        tilt = len(task_sizes) > 2
-        axes.set_xticks(
-            positions,
-            [size.label for size in task_sizes],
-            rotation=20 if tilt else 0,
-            ha="right" if tilt else "center",
-            fontsize=8,
-        )
-        axes.set_xlabel("problem size (ordered by gold CoT length)")
+        tilt = len(task_sizes) > 5
+        axes.set_xticks(positions, ticks, rotation=20 if tilt else 0, ha="right" if tilt else "center", fontsize=8)
+        axes.set_xlabel("problem size (ordered by gold CoT length)" + fixed)
         axes.set_xlim(-0.5, len(task_sizes) - 0.5)
     else:
         knob, positions = numeric
@@ -129,7 +134,7 @@ def accuracy_vs_size(
         axes.xaxis.set_major_locator(FixedLocator(positions))
         axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         axes.xaxis.set_minor_locator(NullLocator())
-        axes.set_xlabel(f"problem size: {knob}" + (" (log scale)" if log else ""))
+        axes.set_xlabel(f"problem size: {knob}" + (" (log scale)" if log else "") + fixed)
     where = {size.params: x for size, x in zip(task_sizes, positions, strict=True)}
     spread = (max(positions) - min(positions)) or 1.0
     entries = sorted({row.entry for row in rows})

@@ -368,3 +368,12 @@ def test_report_on_runs_of_the_oracle_and_random_adapters(tmp_path: Path, capsys
     assert "### A = oracle:pencil, B = random:pencil" in markdown
     for name in ("accuracy_vs_budget", "addition_live_context", "phop_accuracy_vs_size"):
         assert (out / "plots" / f"{name}.png").stat().st_size > 10_000
+
+
+def test_quickstart_ends_with_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["quickstart", "--out", str(tmp_path), "-n", "2"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith(f"report: {tmp_path / 'report' / 'leaderboard.html'}")
+    table = pd.read_csv(tmp_path / "report" / "leaderboard.csv")
+    assert {"oracle:pencil", "random:pencil"} <= set(table["entry"])
+    assert table.iloc[0]["accuracy"] == 1.0  # an oracle entry leads

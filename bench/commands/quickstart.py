@@ -2,7 +2,8 @@
 
 It generates a small suite of every task (each task's ``quickstart_sizes``), checks it as
 ``pencilbench solve`` does, and prints the summary. It then evaluates the built-in ``oracle``
-and ``random`` models in every mode into ``OUT/run`` and prints their tables.
+and ``random`` models in every mode into ``OUT/run`` and prints their tables, and ends by
+writing the leaderboard report of that run to ``OUT/report``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from tqdm import tqdm
 
 from bench.commands.data import summary_table
 from bench.commands.eval import evaluate_builtins
+from bench.commands.report import write_report
 from bench.errors import UserError
 from bench.verify import summarize
 from generators.dataset import Spec, generate
@@ -52,4 +54,5 @@ def run_quickstart(args: argparse.Namespace) -> int:
             print(f"FAIL {record_id}: {problem}")
         return 1
     evaluate_builtins(suite, args.out / "run")
+    write_report([args.out / "run"], args.out / "report")
     return 0
