@@ -301,7 +301,7 @@ def _live_contexts(data: RunData, order: list[str], styles: dict[str, LineStyle]
                     )
                 )
         size = data.samples.loc[data.samples["instance_id"] == instance_id, "size"].iloc[0]
-        title = f"{task} ({size}): live context over one generation"
+        title = f"{task}: live context over one generation\n{size}"
         blocks.append(
             Image(
                 f"{task}_live_context.png",
