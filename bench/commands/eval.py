@@ -109,10 +109,10 @@ def results_table(rows: list[dict[str, Any]]) -> str:
 
 
 def throughput(summary: RunSummary) -> str:
-    seconds = max(summary.seconds, 1e-9)
+    seconds, cpu = max(summary.seconds, 1e-9), max(summary.cpu_seconds, 1e-9)
     return (f"{summary.written} samples in {summary.seconds:.2f} s: {summary.written / seconds:,.0f} samples/s, "
-            f"{summary.tokens / seconds:,.0f} generated tokens/s, {summary.calls} model calls"
-            f" ({summary.skipped} already done)")
+            f"{summary.tokens / seconds:,.0f} generated tokens/s ({summary.tokens / cpu:,.0f} per CPU second), "
+            f"{summary.calls} model calls ({summary.skipped} already done)")
 
 
 def run_eval(args: argparse.Namespace) -> int:
