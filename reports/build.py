@@ -236,7 +236,7 @@ def _task_section(data: RunData, task: str, order: list[str], styles: dict[str, 
         Image(
             f"{task}_accuracy_vs_size.png",
             accuracy_vs_size(task, task_sizes, rows, styles),
-            f"{task}: accuracy by problem size, one line per entry, 95% intervals as bands.",
+            f"{task}: accuracy by problem size, one line per entry with 95% interval bars.",
         ),
         Image(
             f"{task}_accuracy_vs_budget.png",

@@ -72,11 +72,12 @@ def _markdown_table(table: Table) -> str:
 
 _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
-       max-width: 1100px; padding: 0 1em; color: #222; line-height: 1.45; }
+       max-width: 1400px; padding: 0 1em; color: #222; line-height: 1.45; }
 h1, h2, h3 { line-height: 1.2; }
 h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 2em; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; }
+.wide { overflow-x: auto; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.45em; }
 th { background: #f3f3f3; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tbody tr:nth-child(even) { background: #fafafa; }
@@ -126,4 +127,6 @@ def _html_table(table: Table) -> str:
             for cell, right in zip(row, table.right, strict=True)
         )
         body.append(f"<tr>{cells}</tr>")
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table>"
+    rows = "\n".join(body)
+    # wide tables scroll sideways inside their box instead of running off the page
+    return f'<div class="wide"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{rows}\n</tbody>\n</table></div>'
