@@ -19,7 +19,8 @@ from bench.errors import UserError
 @dataclass(frozen=True)
 class AdapterOptions:
     """What adapters may need besides their spec. ``records`` feed the replay adapters;
-    ``base_url``, ``api``, ``api_key_env``, ``temperature`` and ``timeout`` the HTTP one."""
+    ``base_url``, ``api``, ``api_key_env``, ``temperature`` and ``timeout`` the HTTP one;
+    ``device`` (``cpu``, ``cuda``, ``cuda:1``) the Hugging Face one."""
 
     records: Sequence[Mapping[str, Any]] = ()
     mode: str = "pencil"
@@ -30,6 +31,7 @@ class AdapterOptions:
     temperature: float = 0.0
     timeout: float = 60.0
     seed: int = 0
+    device: str = "cpu"
 
 
 def _oracle(rest: str, options: AdapterOptions) -> Adapter:
@@ -71,7 +73,7 @@ def _hf(rest: str, options: AdapterOptions) -> Adapter:
     except ImportError as error:
         raise UserError(f"hf models need the optional extra: pip install 'pencilbench[hf]' ({error})"
                         ) from None
-    return module.HFAdapter(rest)
+    return module.HFAdapter(rest, device=options.device)
 
 
 # prefix -> (factory, whether the prefix takes an argument after ':')

@@ -62,6 +62,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     ev.add_argument("--retries", type=int, default=4, help="retries per failed call (default 4)")
     ev.add_argument("--no-cache", action="store_true", help="do not cache cmd/openai responses")
     ev.add_argument("--seed", type=int, default=0, help="seed of the random model (default 0)")
+    ev.add_argument("--device", default="cpu", help="torch device of hf models (default cpu)")
     ev.add_argument("--export", type=Path, metavar="PATH",
                     help="also write every sample of the run directory to PATH (.jsonl or .parquet)")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -134,7 +135,7 @@ def run_eval(args: argparse.Namespace) -> int:
     # depend on how far a run has got.
     options = AdapterOptions(everything, args.mode, args.style, base_url=args.base_url, api=args.api,
                              api_key_env=args.api_key_env, temperature=args.temperature,
-                             timeout=timeout or 60.0, seed=args.seed)
+                             timeout=timeout or 60.0, seed=args.seed, device=args.device)
     adapter = make_adapter(args.model, options)
     check = getattr(adapter, "check", None)
     if check is not None:
