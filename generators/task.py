@@ -52,6 +52,8 @@ class TaskParams:
 
 
 def _range_text(lo: float | None, hi: float | None) -> str:
+    if lo is None and hi is None:
+        return "see meaning"
     if hi is None:
         return f"[{lo}, inf)"
     if lo is None:
