@@ -9,6 +9,7 @@ style it writes the same tokens followed by an ``Answer:`` line, as the worked e
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -67,6 +68,8 @@ class OracleAdapter(_ByInstance):
         if step is None:
             raise AdapterError("the live context is not one the gold trace passes through", retryable=False)
         tokens, stop = step
+        if stop is None:  # the last step: the plan is not needed again
+            del self._plans[record["id"]]
         completion = _capped(tokens, request, stop, tail if stop is None else "")
         if instruct and generated and not generated[-1].isspace():
             # Text continues the context directly: keep a space after the last word.
@@ -95,23 +98,28 @@ class OracleAdapter(_ByInstance):
         return plan
 
 
+def _size(record: Mapping[str, Any]) -> tuple[str, str]:
+    return record["task"], json.dumps(record["params"], sort_keys=True)
+
+
 class RandomAdapter(_ByInstance):
     """Emits as many tokens as the gold answer has, drawn uniformly from the tokens that
-    answers of the same task use in the dataset; no reasoning. Deterministic per request."""
+    answers of the same task and size use in the dataset; no reasoning. Deterministic per
+    request."""
 
     name = "random"
 
     def __init__(self, records: Sequence[Mapping[str, Any]], style: str, seed: int = 0) -> None:
         super().__init__(records)
         self.style, self.seed = style, seed
-        alphabets: dict[str, set[str]] = {}
+        alphabets: dict[tuple[str, str], set[str]] = {}
         for record in records:
-            alphabets.setdefault(record["task"], set()).update(record["answer"].split())
-        self.alphabets = {task: sorted(tokens) for task, tokens in alphabets.items()}
+            alphabets.setdefault(_size(record), set()).update(record["answer"].split())
+        self.alphabets = {size: sorted(tokens) for size, tokens in alphabets.items()}
 
     def complete(self, request: Request) -> Completion:
         record = self.record(request)
-        alphabet = self.alphabets[record["task"]]
+        alphabet = self.alphabets[_size(record)]
         rng = np.random.default_rng([self.seed, stable_id(request.context)])
         picks = rng.integers(len(alphabet), size=len(record["answer"].split()))
         tokens = [alphabet[i] for i in picks.tolist()]
