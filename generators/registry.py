@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from generators import addition, einstein, phop
+from generators import addition, einstein, phop, qbf, sat
 from generators.task import Task
 
 TASKS: dict[str, Task] = {
@@ -11,6 +11,8 @@ TASKS: dict[str, Task] = {
         addition.TASK,
         einstein.TASK,
         phop.TASK,
+        qbf.TASK,
+        sat.TASK,
     )
 }
 

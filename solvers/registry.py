@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from solvers import addition, einstein, phop
+from solvers import addition, einstein, phop, qbf, sat
 from solvers.score import Score
 
 Oracle = Callable[[Mapping[str, Any], Sequence[str]], Score]
@@ -14,6 +14,8 @@ ORACLES: dict[str, Oracle] = {
     "addition": addition.check,
     "einstein": einstein.check,
     "phop": phop.check,
+    "qbf": qbf.check,
+    "sat": sat.check,
 }
 
 

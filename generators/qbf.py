@@ -1,0 +1,268 @@
+"""Random quantified Boolean formulas in prenex CNF: n variables, m = round(ratio * n)
+clauses of three distinct variables, and a quantifier prefix.
+
+Prefix styles: ``random`` gives each variable 1..n (in that order) an independent fair
+quantifier, as PENCIL does; ``blocks`` splits 1..n into ``blocks`` contiguous blocks of
+near-equal size with alternating quantifiers, the first one chosen by a coin.
+
+Sampling avoids instances that need no search. A clause with no existential variable is
+false under any universal choice, so such clauses are drawn again; a formula that unit
+propagation with universal reduction decides on its own (before any variable is chosen) is
+drawn again; clauses have distinct variables, so none is a tautology. The label is chosen
+first (true with probability ``target``) and whole formulas are drawn until one has it; the
+label is computed on the final formula by an exact quantifier elimination over bit sets of
+all assignments, which shares nothing with the traced search, and every trace is checked
+against it.
+
+Prompt: ``E 1 A 2 ... c1 l l l c2 l l l ... ?`` (``E`` exists, ``A`` for all).
+
+Gold trace: evaluation along the prefix with early exit. For the next variable x of the
+prefix, the solver writes ``-x [CALL] ... [SEP] r [RETURN]`` (x false), then, unless r
+already decides (``True`` under an exists, ``False`` under a for all), ``x [CALL] ...
+[SEP] r [RETURN]``; the frame's answer is the last r. The last variable of the prefix
+needs no frame: once it is set, the leaf check follows it directly, ``x cJ False`` naming
+the first clause the full assignment falsifies, or ``x True``. The live context holds the
+prompt and at most four tokens per prefix level, so it grows linearly while the CoT grows
+with the search tree.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from generators.answers import answer_span
+from generators.pencil import MARKERS, TraceWriter
+from generators.sat import false_masks
+from generators.task import Task, TaskParams, Trace, knob
+
+TRUE, FALSE, QUERY = "True", "False", "?"
+QUANTIFIER_TOKENS = {"e": "E", "a": "A"}
+WIDTH = 3
+MAX_DRAWS = 5000  # formulas drawn for one label before the size is declared unworkable
+
+
+@dataclass(frozen=True)
+class QbfParams(TaskParams):
+    variables: int = knob(10, lo=3, hi=20, help="variables n")
+    ratio: float = knob(1.0, lo=0.3, hi=8.0, help="clauses per variable; m = round(ratio * n)")
+    prefix: str = knob("random", choices=("random", "blocks"),
+                       help="quantifier per variable at random, or alternating blocks")
+    blocks: int = knob(2, lo=1, hi=20, help="quantifier blocks when prefix=blocks")
+    target: float = knob(0.5, lo=0.0, hi=1.0, help="share of true instances")
+
+    def check(self) -> None:
+        if self.blocks > self.variables:
+            raise ValueError(f"blocks must be in [1, variables] = [1, {self.variables}], got {self.blocks}")
+
+    def clauses(self) -> int:
+        return max(1, round(self.ratio * self.variables))
+
+
+def draw_prefix(params: QbfParams, rng: np.random.Generator) -> list[list[Any]]:
+    """The quantifier of each variable 1..n, in prefix order; at least one is existential."""
+    n = params.variables
+    if params.prefix == "blocks":
+        first = int(rng.integers(2))
+        sizes = [n // params.blocks + (b < n % params.blocks) for b in range(params.blocks)]
+        kinds = [q for b, size in enumerate(sizes) for q in ["ea"[(b + first) % 2]] * size]
+        if "e" not in kinds:  # a single universal block
+            kinds = ["e"] * n
+    else:
+        kinds = ["e" if bit else "a" for bit in rng.integers(0, 2, size=n).tolist()]
+        if "e" not in kinds:
+            kinds[int(rng.integers(n))] = "e"
+    return [[kind, var] for var, kind in enumerate(kinds, start=1)]
+
+
+def draw_matrix(rng: np.random.Generator, universal: np.ndarray, count: int) -> list[list[int]]:
+    """``count`` clauses of three distinct variables with random signs; a clause whose
+    variables are all universal is drawn again. ``universal[v - 1]`` marks variable v."""
+    n = len(universal)
+    rows = np.empty((0, WIDTH), dtype=np.int64)
+    while len(rows) < count:
+        chosen = np.argsort(rng.random((count, n)), axis=1)[:, :WIDTH]
+        chosen = chosen[~universal[chosen].all(axis=1)]
+        rows = np.concatenate((rows, chosen))[:count]
+    rows = np.sort(rows, axis=1) + 1
+    signs = rng.integers(0, 2, size=rows.shape) * 2 - 1
+    return (rows * signs).tolist()
+
+
+def decided_by_propagation(prefix: Sequence[Sequence[Any]], clauses: Sequence[Sequence[int]]) -> bool:
+    """Whether unit propagation with universal reduction decides the formula by itself."""
+    level = {var: i for i, (_, var) in enumerate(prefix)}
+    universal = {var for kind, var in prefix if kind == "a"}
+    value: dict[int, bool] = {}
+    while True:
+        units: list[int] = []
+        open_clause = False
+        for clause in clauses:
+            if any(value.get(abs(lit)) == (lit > 0) for lit in clause):
+                continue
+            open_clause = True
+            free = [lit for lit in clause if abs(lit) not in value]
+            existential = [lit for lit in free if abs(lit) not in universal]
+            if not existential:
+                return True  # false whatever the existential player does
+            deepest = max(level[abs(lit)] for lit in existential)
+            if len(existential) == 1 and all(level[abs(lit)] > deepest for lit in free if abs(lit) in universal):
+                units.append(existential[0])
+        if not open_clause:
+            return True
+        if not units:
+            return False
+        for lit in units:
+            if abs(lit) in value and value[abs(lit)] != (lit > 0):
+                return True  # two units ask for opposite values: a conflict
+            value[abs(lit)] = lit > 0
+
+
+def truth_by_elimination(num_vars: int, prefix: Sequence[Sequence[Any]], clauses: Sequence[Sequence[int]]) -> bool:
+    """Truth of the formula by eliminating quantifiers innermost first over the bit set of
+    satisfying assignments: exists is an OR, for all an AND, of the two halves."""
+    full, masks = false_masks(num_vars)
+    falsified = 0
+    for clause in clauses:
+        cube = full
+        for literal in clause:
+            cube &= masks[literal]
+        falsified |= cube
+    table = full ^ falsified
+    for kind, var in reversed(prefix):
+        shift, low = 1 << (var - 1), masks[var]  # low: the assignments with var false
+        if kind == "e":
+            table = (table | (table >> shift)) & low
+        else:
+            table = table & (table >> shift) & low
+    return bool(table & 1)
+
+
+class _Evaluator:
+    """Recursive evaluation along the prefix; writes the trace in the module notes."""
+
+    def __init__(self, problem: Mapping[str, Any], out: TraceWriter) -> None:
+        self.prefix = [(kind, var) for kind, var in problem["prefix"]]
+        self.out = out
+        # Clause j is false exactly when (bits & care[j]) == falsify[j] (bit v-1 = variable v).
+        self.care = [sum(1 << (abs(lit) - 1) for lit in set(clause)) for clause in problem["clauses"]]
+        self.falsify = [sum(1 << (-lit - 1) for lit in set(clause) if lit < 0)
+                        for clause in problem["clauses"]]
+        self.tautology = [any(-lit in clause for lit in clause) for clause in problem["clauses"]]
+        self.names = [f"c{j}" for j in range(1, len(self.care) + 1)]
+        self.leaves = 0
+
+    def _leaf(self, bits: int) -> bool:
+        """Check the clauses under a full assignment, naming the first false one."""
+        self.leaves += 1
+        for j, care in enumerate(self.care):
+            if bits & care == self.falsify[j] and not self.tautology[j]:
+                self.out.emit(self.names[j], FALSE)
+                return False
+        self.out.emit(TRUE)
+        return True
+
+    def run(self, depth: int, bits: int) -> bool:
+        """Value of the formula from prefix position ``depth`` on, under ``bits``."""
+        out = self.out
+        kind, var = self.prefix[depth]
+        last = depth == len(self.prefix) - 1
+        result = False
+        for literal, value in ((-var, 0), (var, 1 << (var - 1))):
+            out.emit(str(literal))
+            if last:
+                result = self._leaf(bits | value)
+            else:
+                out.call()
+                result = self.run(depth + 1, bits | value)
+                out.ret(TRUE if result else FALSE)
+            if result == (kind == "e"):
+                break
+        return result
+
+
+def search_trace(problem: Mapping[str, Any]) -> Trace:
+    """Run the instrumented evaluation on a formula and return its trace."""
+    out = TraceWriter()
+    evaluator = _Evaluator(problem, out)
+    out.call()
+    answer = (TRUE if evaluator.run(0, 0) else FALSE,)
+    out.ret(*answer)
+    return Trace(tuple(out.tokens), answer, {"leaves": evaluator.leaves})
+
+
+class Qbf(Task):
+    name = "qbf"
+    version = 1
+    Params = QbfParams
+    summary = "quantified Boolean formulas: True or False by search along the prefix"
+    quickstart_sizes = ({"variables": 4}, {"variables": 6})
+    benchmark_sizes = tuple({"variables": n} for n in range(3, 15))
+
+    def sample(self, params: QbfParams, rng: np.random.Generator) -> dict[str, Any]:
+        n, count = params.variables, params.clauses()
+        want = bool(rng.random() < params.target)
+        for _ in range(MAX_DRAWS):
+            prefix = draw_prefix(params, rng)
+            universal = np.array([kind == "a" for kind, _ in prefix])
+            clauses = draw_matrix(rng, universal, count)
+            # The cheap exact label first; the search-free check only on a match.
+            if truth_by_elimination(n, prefix, clauses) == want and not decided_by_propagation(prefix, clauses):
+                return {"num_vars": n, "prefix": prefix, "clauses": clauses}
+        kind = "true" if want else "false"
+        raise ValueError(f"qbf at {params.label()}: no {kind} formula that needs search in {MAX_DRAWS} "
+                         "draws; change ratio, or move target away from 0 and 1")
+
+    def prompt(self, params: QbfParams, problem: Mapping[str, Any]) -> list[str]:
+        tokens: list[str] = []
+        for kind, var in problem["prefix"]:
+            tokens += (QUANTIFIER_TOKENS[kind], str(var))
+        for j, clause in enumerate(problem["clauses"], start=1):
+            tokens.append(f"c{j}")
+            tokens.extend(map(str, clause))
+        tokens.append(QUERY)
+        return tokens
+
+    def question(self, params: QbfParams, problem: Mapping[str, Any]) -> str:
+        words = {"e": "exists", "a": "for all"}
+        prefix = ", ".join(f"{words[kind]} {var}" for kind, var in problem["prefix"])
+        clauses = "\n".join(f"c{j}: {' '.join(map(str, clause))}"
+                            for j, clause in enumerate(problem["clauses"], start=1))
+        return (
+            f"Decide whether this quantified Boolean formula is true. Quantifiers, outermost "
+            f"first: {prefix}. The quantified part is the conjunction of these clauses; each "
+            "clause holds when at least one of its literals is true, where k means variable k "
+            f"is true and -k means variable k is false:\n{clauses}\n"
+            "Finish with a line 'Answer: True' or 'Answer: False'."
+        )
+
+    def trace(self, params: QbfParams, problem: Mapping[str, Any]) -> Trace:
+        trace = search_trace(problem)
+        truth = truth_by_elimination(problem["num_vars"], problem["prefix"], problem["clauses"])
+        if (trace.answer[0] == TRUE) != truth:
+            raise RuntimeError(f"the traced search answered {trace.answer[0]}, elimination gives {truth}")
+        return trace
+
+    def parse_answer(self, params: QbfParams, problem: Mapping[str, Any], text: str) -> tuple[str, ...] | None:
+        span = answer_span(text)
+        if span is None:
+            return None
+        match = _VERDICT.search(span.lower())
+        if match is None:
+            return None
+        return (TRUE,) if match.group(1) == "true" else (FALSE,)
+
+    def vocabulary(self, params: QbfParams) -> tuple[str, ...]:
+        n = params.variables
+        literals = tuple(str(lit) for v in range(1, n + 1) for lit in (v, -v))
+        names = tuple(f"c{j}" for j in range(1, params.clauses() + 1))
+        return (*MARKERS, QUERY, TRUE, FALSE, *QUANTIFIER_TOKENS.values(), *literals, *names)
+
+
+_VERDICT = re.compile(r"\b(true|false)\b")
+
+TASK = Qbf()

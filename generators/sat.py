@@ -1,0 +1,309 @@
+"""Random k-SAT: n variables, m = round(ratio * n) clauses of k distinct variables.
+
+Sampling: each clause picks k distinct variables uniformly and a random sign for each. The
+label is chosen first (satisfiable with probability ``target``) and formulas are drawn until
+one has that label (rejection per label: no planted solution, so satisfiable instances are
+uniform among satisfiable formulas). The rejection test is an exact enumeration over all
+assignments (bit sets) for n <= 14 and python-sat above; nothing changes a formula after its
+label is known. The gold answer comes from the DPLL below and is confirmed by python-sat on
+every trace, so a wrong label cannot be written.
+
+Prompt: ``c1 l l l c2 l l l ... ?``; a literal is ``k`` (variable k true) or ``-k``.
+
+Gold trace: DPLL with unit propagation. Every literal token in the live generated context is
+an assigned literal, so the frames never restate the formula; the prompt holds the clauses.
+
+- ``[CALL]`` opens the root frame.
+- ``cJ l``: clause J is unit (every other literal false), so l is set. The clause chosen is
+  the lowest-numbered clause that is unit or false.
+- ``cJ conflict``: clause J is false; the frame fails.
+- ``[CALL] cJ l ... [SEP] -l [RETURN]``: branch on l, the first open literal of the lowest
+  numbered open clause with the fewest open literals; when the branch fails it leaves ``-l``,
+  which the frame keeps as an assigned literal and carries on with.
+- When every clause is satisfied the frame answers ``SAT`` and a value for every variable
+  (unassigned ones true); a frame whose branch answered ``SAT ...`` answers the same.
+- The root frame answers ``UNSAT`` on a conflict.
+
+The live context is the prompt, at most n assigned literals with their reasons, and two
+tokens per open branch, so it grows linearly with the formula, while the CoT keeps every
+failed branch.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from pysat.solvers import Solver
+
+from generators.answers import answer_span
+from generators.pencil import MARKERS, TraceWriter
+from generators.task import Task, TaskParams, Trace, knob
+
+SAT, UNSAT, CONFLICT, QUERY = "SAT", "UNSAT", "conflict", "?"
+MAX_DRAWS = 5000  # formulas drawn for one label before the size is declared unworkable
+BATCH = 4  # formulas drawn per numpy call
+ENUMERATE_UP_TO = 14  # variables up to which labels are found by enumerating assignments
+
+
+@dataclass(frozen=True)
+class SatParams(TaskParams):
+    variables: int = knob(10, lo=3, hi=100, help="variables n")
+    width: int = knob(3, lo=2, hi=8, help="literals per clause k (distinct variables)")
+    ratio: float = knob(4.3, lo=0.5, hi=12.0, help="clauses per variable; m = round(ratio * n)")
+    target: float = knob(0.5, lo=0.0, hi=1.0, help="share of satisfiable instances")
+
+    def check(self) -> None:
+        if self.width > self.variables:
+            raise ValueError(f"width must be in [2, variables] = [2, {self.variables}], got {self.width}")
+
+    def clauses(self) -> int:
+        return max(1, round(self.ratio * self.variables))
+
+
+def draw_formulas(rng: np.random.Generator, variables: int, width: int, clauses: int,
+                  formulas: int) -> list[list[list[int]]]:
+    """``formulas`` formulas of ``clauses`` clauses, each clause ``width`` distinct variables
+    (sorted) with random signs. Drawing several at once saves numpy's per-call cost."""
+    rows = formulas * clauses
+    chosen = np.argsort(rng.random((rows, variables)), axis=1)[:, :width] + 1
+    chosen.sort(axis=1)
+    signs = rng.integers(0, 2, size=(rows, width)) * 2 - 1
+    flat = (chosen * signs).tolist()
+    return [flat[i : i + clauses] for i in range(0, rows, clauses)]
+
+
+@lru_cache(maxsize=32)
+def false_masks(variables: int) -> tuple[int, dict[int, int]]:
+    """All assignments as one bit set (bit a = assignment a, variable v true iff bit v-1 of
+    a), and for each literal the set of assignments where it is false."""
+    size = 1 << variables
+    full = (1 << size) - 1
+    masks: dict[int, int] = {}
+    for var in range(1, variables + 1):
+        half = 1 << (var - 1)
+        true = ((1 << half) - 1) << half  # one period: half zeros, then half ones
+        span = 2 * half
+        while span < size:
+            true |= true << span
+            span *= 2
+        masks[var], masks[-var] = full ^ true, true
+    return full, masks
+
+
+def satisfying_set(variables: int, clauses: Sequence[Sequence[int]]) -> int:
+    """The assignments that satisfy every clause, as a bit set (see ``false_masks``)."""
+    full, masks = false_masks(variables)
+    falsified = 0
+    for clause in clauses:
+        cube = full
+        for literal in clause:
+            cube &= masks[literal]
+        falsified |= cube
+    return full ^ falsified
+
+
+def python_sat_verdict(clauses: Sequence[Sequence[int]]) -> bool:
+    """Satisfiability by python-sat (an external solver, sharing nothing with the DPLL)."""
+    if any(not clause for clause in clauses):
+        return False
+    with Solver(name="minisat22", bootstrap_with=clauses) as solver:
+        return bool(solver.solve())
+
+
+class _Dpll:
+    """DPLL with counters per clause; writes the trace described in the module notes."""
+
+    def __init__(self, num_vars: int, clauses: Sequence[Sequence[int]], out: TraceWriter) -> None:
+        self.num_vars, self.out = num_vars, out
+        self.clauses = [tuple(dict.fromkeys(clause)) for clause in clauses]
+        self.names = [f"c{j}" for j in range(1, len(clauses) + 1)]
+        self.size = [len(clause) for clause in self.clauses]
+        self.occurs: dict[int, list[int]] = {lit: [] for v in range(1, num_vars + 1) for lit in (v, -v)}
+        for j, clause in enumerate(self.clauses):
+            for literal in clause:
+                self.occurs[literal].append(j)
+        self.value = [0] * (num_vars + 1)  # +1 true, -1 false, 0 open
+        self.true = [0] * len(self.clauses)
+        self.false = [0] * len(self.clauses)
+        self.satisfied = 0
+        self.trail: list[int] = []
+        self.pending = [j for j, size in enumerate(self.size) if size <= 1]  # maybe unit or false
+        self.decisions = self.conflicts = self.propagations = 0
+
+    def assign(self, literal: int) -> None:
+        self.value[abs(literal)] = 1 if literal > 0 else -1
+        self.trail.append(literal)
+        true, false, size = self.true, self.false, self.size
+        for j in self.occurs[literal]:
+            if not true[j]:
+                self.satisfied += 1
+            true[j] += 1
+        for j in self.occurs[-literal]:
+            false[j] += 1
+            if not true[j] and false[j] >= size[j] - 1:
+                heapq.heappush(self.pending, j)
+
+    def undo(self, mark: int) -> None:
+        true, false = self.true, self.false
+        while len(self.trail) > mark:
+            literal = self.trail.pop()
+            self.value[abs(literal)] = 0
+            for j in self.occurs[literal]:
+                true[j] -= 1
+                if not true[j]:
+                    self.satisfied -= 1
+            for j in self.occurs[-literal]:
+                false[j] -= 1
+        # Branches start with no unit or false clause, so none is pending after a backtrack.
+        self.pending.clear()
+
+    def _branch(self) -> int:
+        """The open clause with the fewest open literals, lowest number first."""
+        best, best_open = -1, len(self.occurs) + 1
+        for j, size in enumerate(self.size):
+            if not self.true[j] and size - self.false[j] < best_open:
+                best, best_open = j, size - self.false[j]
+        return best
+
+    def _open_literal(self, j: int) -> int:
+        """The first literal of clause j whose variable is open."""
+        value = self.value
+        for literal in self.clauses[j]:
+            if not value[abs(literal)]:
+                return literal
+        raise AssertionError(f"clause {j + 1} has no open literal")
+
+    def model(self) -> tuple[str, ...]:
+        return tuple(str(v) if self.value[v] >= 0 else str(-v) for v in range(1, self.num_vars + 1))
+
+    def run(self) -> tuple[str, ...] | None:
+        """Solve the current frame: the ``SAT ...`` answer, or ``None`` on a conflict."""
+        out, true, false, size, pending = self.out, self.true, self.false, self.size, self.pending
+        while True:
+            # The lowest-numbered clause that is unit or false (stale heap entries dropped).
+            while pending and (true[pending[0]] or false[pending[0]] < size[pending[0]] - 1):
+                heapq.heappop(pending)
+            if pending:
+                j = pending[0]
+                if false[j] == size[j]:
+                    self.conflicts += 1
+                    out.emit(self.names[j], CONFLICT)
+                    return None
+                literal = self._open_literal(j)
+                self.propagations += 1
+                out.emit(self.names[j], str(literal))
+                self.assign(literal)
+                continue
+            if self.satisfied == len(self.clauses):
+                return (SAT, *self.model())
+            j = self._branch()
+            literal = self._open_literal(j)
+            self.decisions += 1
+            mark = len(self.trail)
+            out.call(self.names[j], str(literal))
+            self.assign(literal)
+            answer = self.run()
+            if answer is not None:
+                out.ret(*answer)
+                return answer
+            out.ret(str(-literal))
+            self.undo(mark)
+            self.assign(-literal)
+
+
+def dpll_trace(num_vars: int, clauses: Sequence[Sequence[int]]) -> Trace:
+    """Run the instrumented DPLL on a formula and return its trace."""
+    out = TraceWriter()
+    solver = _Dpll(num_vars, clauses, out)
+    out.call()
+    found = solver.run()
+    answer = found if found is not None else (UNSAT,)
+    out.ret(*answer)
+    stats = {"decisions": solver.decisions, "conflicts": solver.conflicts,
+             "propagations": solver.propagations}
+    return Trace(tuple(out.tokens), answer, stats)
+
+
+class Sat(Task):
+    name = "sat"
+    version = 1
+    Params = SatParams
+    summary = "random k-SAT: UNSAT, or SAT with a satisfying assignment, by DPLL"
+    # One size: literal tokens depend on n, and random answers draw from a task-wide alphabet.
+    quickstart_sizes = ({"variables": 8},)
+    benchmark_sizes = ({"variables": 5}, {"variables": 10}, {"variables": 20}, {"variables": 40})
+
+    def sample(self, params: SatParams, rng: np.random.Generator) -> dict[str, Any]:
+        n, count = params.variables, params.clauses()
+        want = bool(rng.random() < params.target)
+        for _ in range(MAX_DRAWS // BATCH):
+            for clauses in draw_formulas(rng, n, params.width, count, BATCH):
+                if n <= ENUMERATE_UP_TO:
+                    satisfiable = satisfying_set(n, clauses) != 0
+                else:
+                    satisfiable = python_sat_verdict(clauses)
+                if satisfiable == want:
+                    return {"num_vars": n, "clauses": clauses}
+        kind = "satisfiable" if want else "unsatisfiable"
+        raise ValueError(f"sat at {params.label()}: no {kind} formula in {MAX_DRAWS} draws; "
+                         "move ratio towards 4.3 or target away from 0 and 1")
+
+    def prompt(self, params: SatParams, problem: Mapping[str, Any]) -> list[str]:
+        tokens: list[str] = []
+        for j, clause in enumerate(problem["clauses"], start=1):
+            tokens.append(f"c{j}")
+            tokens.extend(map(str, clause))
+        tokens.append(QUERY)
+        return tokens
+
+    def question(self, params: SatParams, problem: Mapping[str, Any]) -> str:
+        clauses = "\n".join(f"c{j}: {' '.join(map(str, clause))}"
+                            for j, clause in enumerate(problem["clauses"], start=1))
+        n = problem["num_vars"]
+        return (
+            f"Here is a formula in conjunctive normal form over variables 1..{n}. Each line is a "
+            "clause, satisfied when at least one of its literals is true; a literal k means "
+            "variable k is true and -k means variable k is false.\n"
+            f"{clauses}\n"
+            "Is there an assignment that satisfies every clause? Finish with a line "
+            "'Answer: UNSAT' if there is none, or 'Answer: SAT' followed by a value for every "
+            "variable as signed numbers (k for true, -k for false), e.g. 'Answer: SAT 1 -2 3'."
+        )
+
+    def trace(self, params: SatParams, problem: Mapping[str, Any]) -> Trace:
+        trace = dpll_trace(problem["num_vars"], problem["clauses"])
+        if (trace.answer[0] == SAT) != python_sat_verdict(problem["clauses"]):
+            raise RuntimeError(f"DPLL answered {trace.answer[0]} and python-sat disagrees")
+        return trace
+
+    def parse_answer(self, params: SatParams, problem: Mapping[str, Any], text: str) -> tuple[str, ...] | None:
+        span = answer_span(text)
+        if span is None:
+            return None
+        lowered = span.lower()
+        if _UNSAT.search(lowered):
+            return (UNSAT,)
+        match = _SAT.search(lowered)
+        if match is None:
+            return None
+        literals = [int(value) for value in _INTEGER.findall(lowered[match.end():])]
+        return (SAT, *(str(literal) for literal in literals if literal))
+
+    def vocabulary(self, params: SatParams) -> tuple[str, ...]:
+        n = params.variables
+        literals = tuple(str(lit) for v in range(1, n + 1) for lit in (v, -v))
+        names = tuple(f"c{j}" for j in range(1, params.clauses() + 1))
+        return (*MARKERS, QUERY, SAT, UNSAT, CONFLICT, *literals, *names)
+
+
+_UNSAT = re.compile(r"\bunsat(?:isfiable)?\b|\bnot\s+satisfiable\b")
+_SAT = re.compile(r"\bsat(?:isfiable)?\b")
+_INTEGER = re.compile(r"(?<![\w.])-?\d+(?![\w.])")
+
+TASK = Sat()
