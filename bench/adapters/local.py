@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import shlex
 import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -49,6 +51,8 @@ class PythonAdapter:
         module_name, _, function_name = target.rpartition(":")
         if not module_name or not function_name:
             raise UserError(f"python model spec must be python:MODULE:FUNCTION, got python:{target}")
+        if "" not in sys.path and os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())  # the console script does not put it there itself
         try:
             module = importlib.import_module(module_name)
         except ImportError as error:
