@@ -29,6 +29,8 @@ from generators.export import read_records
 from generators.registry import get_task
 
 # Settings that change results: a run directory keeps one value per (model, mode, style).
+# ``max_tokens`` is the budget asked for (``None``: the default, which follows the dataset,
+# so a suite that grows between runs can still be resumed); ``max_tokens_used`` is the value.
 CHECKED = ("max_tokens", "max_context", "base_url", "api", "temperature", "seed")
 
 
@@ -140,7 +142,8 @@ def run_eval(args: argparse.Namespace) -> int:
     check = getattr(adapter, "check", None)
     if check is not None:
         check()
-    settings = {"data": str(args.data), "mode": args.mode, "style": args.style, "max_tokens": max_tokens,
+    settings = {"data": str(args.data), "mode": args.mode, "style": args.style,
+                "max_tokens": args.max_tokens, "max_tokens_used": max_tokens,
                 "max_context": args.max_context, "base_url": args.base_url,
                 "api": args.api if kind == "openai" else None,
                 "temperature": args.temperature if kind in REMOTE else None,
