@@ -279,3 +279,30 @@ def test_a_stop_string_inside_the_text_is_honoured(small):
     assert isinstance(first, Request) and first.stop == (RETURN,) and first.instance == record["id"]
     second = job.send(Completion("[CALL] 1 [SEP] 2 [RETURN] 3 4"))
     assert second.generated.split() == ["2"]
+
+
+MODEL_TEXT = st.lists(st.one_of(st.text(max_size=8), st.sampled_from([*MARKERS, " ", "\n", "Answer: 1", "7"])),
+                      max_size=10).map("".join)
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(st.tuples(MODEL_TEXT, st.sampled_from(["stop", "length"]), st.booleans()), min_size=1, max_size=6),
+       st.sampled_from(MODES), st.sampled_from(STYLES))
+def test_any_model_text_ends_in_a_recorded_sample(replies, mode, style):
+    record = worked_example("addition")
+    job = run_sample(record, EvalConfig(mode, style, max_tokens=40, max_context=300), "m")
+    request = next(job)
+    statuses = {"ok", "context_overflow", "token_limit", "protocol_error"}
+    for i in range(50):
+        text, finish, at_return = replies[i % len(replies)]
+        try:
+            request = job.send(Completion(text, finish, RETURN if at_return else None))
+        except StopIteration as end:
+            sample = end.value
+            break
+        assert request.max_tokens >= 1
+    else:
+        raise AssertionError("the sample never finished")
+    assert sample.status in statuses and sample.generated_tokens <= 40
+    assert sample.correct is False or sample.parse_ok
+    assert len(json.loads(sample.context_lengths)) == sample.generated_tokens
