@@ -136,18 +136,16 @@ def accuracy_vs_size(
         axes.xaxis.set_minor_locator(NullLocator())
         axes.set_xlabel(f"problem size: {knob}" + (" (log scale)" if log else "") + fixed)
     where = {size.params: x for size, x in zip(task_sizes, positions, strict=True)}
-    spread = (max(positions) - min(positions)) or 1.0
+    # Nudges are a share of the smallest gap between sizes, measured on the axis as drawn.
+    drawn = np.log2(positions) if log else np.array(positions)
+    gaps = np.diff(np.unique(drawn))
+    gap = float(gaps.min()) if len(gaps) else 1.0
     entries = sorted({row.entry for row in rows})
     for index, entry in enumerate(entries):
-        nudge = (index - (len(entries) - 1) / 2) * 0.03
+        nudge = (index - (len(entries) - 1) / 2) * 0.3 / max(len(entries), 2) * gap
         mine = sorted((row for row in rows if row.entry == entry), key=lambda row: where[row.size.params])
         x = np.array([where[row.size.params] for row in mine])
-        if numeric is None:
-            x = x + nudge * 2
-        elif log:
-            x = x * 2 ** (nudge * 2)
-        else:
-            x = x + nudge * spread / 4
+        x = x * 2**nudge if log else x + nudge
         accuracy = np.array([row.score.accuracy for row in mine])
         # clipped: at 0% or 100% the Wilson bound can miss the point by a rounding error
         below = np.clip(accuracy - np.array([row.score.low for row in mine]), 0, None)
