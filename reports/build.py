@@ -358,14 +358,25 @@ def _outcomes(data: RunData, order: list[str]) -> list[Block]:
     ]
 
 
+def _settings(config: str) -> str:
+    """The settings an evaluation recorded, less the unset ones and those with columns of their own."""
+    values = json.loads(config)
+    return ", ".join(
+        f"{name}={value}"
+        for name, value in sorted(values.items())
+        if value is not None and name not in ("mode", "style")
+    )
+
+
 def _evaluations(data: RunData) -> list[Block]:
     rows = tuple(
-        (row.run, row.model, row.mode, row.style, row.started, row.config)
+        (row.run, row.model, row.mode, row.style, row.started, _settings(row.config))
         for row in data.evaluations.itertuples(index=False)
     )
     return [
         Heading(2, "Evaluations"),
-        Table(("run", "model", "mode", "style", "started", "configuration"), rows, (False,) * 6),
+        Paragraph("How each (model, mode, style) was evaluated, as its run directory recorded it."),
+        Table(("run", "model", "mode", "style", "started", "settings"), rows, (False,) * 6),
     ]
 
 
