@@ -49,7 +49,7 @@ MAX_DRAWS = 5000  # formulas drawn for one label before the size is declared unw
 @dataclass(frozen=True)
 class QbfParams(TaskParams):
     variables: int = knob(10, lo=3, hi=20, help="variables n")
-    ratio: float = knob(1.0, lo=0.3, hi=8.0, help="clauses per variable; m = round(ratio * n)")
+    ratio: float = knob(1.0, lo=0.2, hi=20.0, help="clauses per variable; m = round(ratio * n)")
     prefix: str = knob("random", choices=("random", "blocks"),
                        help="quantifier per variable at random, or alternating blocks")
     blocks: int = knob(2, lo=1, hi=20, help="quantifier blocks when prefix=blocks")
@@ -61,6 +61,14 @@ class QbfParams(TaskParams):
 
     def clauses(self) -> int:
         return max(1, round(self.ratio * self.variables))
+
+    @classmethod
+    def of(cls, problem: Mapping[str, Any]) -> QbfParams:
+        """The size of a given formula (one a user brought): its quantifier blocks count as
+        ``blocks``; ``ValueError`` when out of range."""
+        n, prefix = problem["num_vars"], problem["prefix"]
+        blocks = sum(1 for i, (kind, _) in enumerate(prefix) if i == 0 or prefix[i - 1][0] != kind)
+        return cls(variables=n, ratio=len(problem["clauses"]) / max(n, 1), prefix="blocks", blocks=max(blocks, 1))
 
 
 def draw_prefix(params: QbfParams, rng: np.random.Generator) -> list[list[Any]]:

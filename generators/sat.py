@@ -55,7 +55,7 @@ ENUMERATE_UP_TO = 14  # variables up to which labels are found by enumerating as
 class SatParams(TaskParams):
     variables: int = knob(10, lo=3, hi=100, help="variables n")
     width: int = knob(3, lo=2, hi=8, help="literals per clause k (distinct variables)")
-    ratio: float = knob(4.3, lo=0.5, hi=12.0, help="clauses per variable; m = round(ratio * n)")
+    ratio: float = knob(4.3, lo=0.2, hi=20.0, help="clauses per variable; m = round(ratio * n)")
     target: float = knob(0.5, lo=0.0, hi=1.0, help="share of satisfiable instances")
 
     def check(self) -> None:
@@ -64,6 +64,13 @@ class SatParams(TaskParams):
 
     def clauses(self) -> int:
         return max(1, round(self.ratio * self.variables))
+
+    @classmethod
+    def of(cls, problem: Mapping[str, Any]) -> SatParams:
+        """The size of a given formula (one a user brought); ``ValueError`` when out of range."""
+        n, clauses = problem["num_vars"], problem["clauses"]
+        width = max((len(clause) for clause in clauses), default=2)
+        return cls(variables=n, width=max(2, min(width, n)), ratio=len(clauses) / max(n, 1))
 
 
 def draw_formulas(rng: np.random.Generator, variables: int, width: int, clauses: int,

@@ -17,6 +17,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+CNF_SUFFIXES = (".cnf", ".dimacs")
+QDIMACS_SUFFIXES = (".qdimacs", ".qcnf", ".cnf")
+
 
 class DimacsError(ValueError):
     """A malformed DIMACS or QDIMACS file; the message names the file and the line."""
@@ -36,8 +39,22 @@ def read_qdimacs(path: str | Path) -> dict[str, Any]:
     return parse_qdimacs(_read_text(path), str(path))
 
 
+def read_folder(path: str | Path, *, quantified: bool) -> list[tuple[Path, dict[str, Any]]]:
+    """Every formula file of a folder in name order (``*.cnf``, ``*.dimacs``; for QDIMACS
+    also ``*.qdimacs``, ``*.qcnf``), or the one file ``path`` names."""
+    root = Path(path)
+    reader = read_qdimacs if quantified else read_cnf
+    if not root.is_dir():
+        return [(root, reader(root))]
+    suffixes = QDIMACS_SUFFIXES if quantified else CNF_SUFFIXES
+    files = sorted(file for file in root.iterdir() if file.is_file() and file.suffix.lower() in suffixes)
+    if not files:
+        raise ValueError(f"{root}: no formula files (names ending in {', '.join(suffixes)})")
+    return [(file, reader(file)) for file in files]
+
+
 def parse_cnf(text: str, source: str = "<text>") -> dict[str, Any]:
-    num_vars, prefix, clauses = _parse(text, source, quantified=False)
+    num_vars, _, clauses = _parse(text, source, quantified=False)
     return {"num_vars": num_vars, "clauses": clauses}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
 
@@ -11,12 +12,14 @@ from tqdm import tqdm
 from bench.errors import UserError
 from bench.tables import format_table
 from bench.verify import size_label, summarize
-from generators.dataset import Spec, generate
+from generators.dataset import Spec, generate, record_from_problem
 from generators.export import check_format, read_records, write_records, write_segments
 from generators.pencil import RETURN, Reducer
-from generators.registry import TASKS
-from generators.seeding import SPLITS
+from generators.registry import TASKS, get_task
+from generators.seeding import SPLITS, check_seed, check_split
 from generators.task import describe_knobs
+from solvers import sat as sat_oracle
+from solvers.dimacs import read_cnf, read_folder
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -34,6 +37,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     gen.add_argument("--out", required=True, help="output file, .jsonl or .parquet")
     gen.add_argument("--segments", help="also write PENCIL training segments here (.jsonl or .parquet)")
     gen.add_argument("--workers", type=int, default=1, help="processes (same bytes for any count)")
+    gen.add_argument("--from-dimacs", metavar="DIR", help="sat: one record per DIMACS CNF file of DIR (name order; "
+                     "index = position, split and seed as given); -p, -n and --start are not used")
+    gen.add_argument("--from-qdimacs", metavar="DIR", help="qbf: the same for QDIMACS files")
     gen.set_defaults(run=run_generate)
 
     show = commands.add_parser("show", help="print one instance: prompt, CoT and the PENCIL trace step by step")
@@ -42,7 +48,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     show.set_defaults(run=run_show)
 
     solve = commands.add_parser("solve", help="re-check every record with its oracle and the trace invariants")
-    solve.add_argument("path")
+    solve.add_argument("path", nargs="?")
+    solve.add_argument("--dimacs", metavar="FILE",
+                       help="decide a DIMACS CNF file with python-sat; prints 's SATISFIABLE' and "
+                       "'v ... 0', or 's UNSATISFIABLE'")
     solve.set_defaults(run=run_solve)
 
 
@@ -69,16 +78,41 @@ def run_generate(args: argparse.Namespace) -> int:
     check_format(args.out)
     if args.segments:
         check_format(args.segments)
-    spec = Spec(args.task, parse_params(args.param), args.split, args.seed)
-    spec.resolve()
-    records = generate(spec, args.count, start=args.start, workers=args.workers)
-    bar = tqdm(records, total=args.count, desc=f"generate {args.task}", unit="inst")
+    if args.from_dimacs or args.from_qdimacs:
+        records, total = _records_from_files(args)
+    else:
+        spec = Spec(args.task, parse_params(args.param), args.split, args.seed)
+        spec.resolve()
+        records, total = generate(spec, args.count, start=args.start, workers=args.workers), args.count
+    bar = tqdm(records, total=total, desc=f"generate {args.task}", unit="inst")
     kept: list[dict[str, Any]] = []
     written = write_records(args.out, _keep(bar, kept) if args.segments else bar)
     print(f"wrote {written} records to {args.out}")
     if args.segments:
         print(f"wrote {write_segments(args.segments, kept)} segments to {args.segments}")
     return 0
+
+
+def _records_from_files(args: argparse.Namespace) -> tuple[Iterator[dict[str, Any]], int]:
+    """Records with gold traces for users' own formulas, one per file."""
+    quantified = bool(args.from_qdimacs)
+    wanted = "qbf" if quantified else "sat"
+    if args.task != wanted or (args.from_dimacs and args.from_qdimacs):
+        flag = "--from-qdimacs" if quantified else "--from-dimacs"
+        raise UserError(f"{flag} makes {wanted} records (and excludes the other flag); got task {args.task!r}")
+    check_split(args.split)
+    check_seed(args.seed)
+    task = get_task(wanted)
+    files = read_folder(args.from_qdimacs or args.from_dimacs, quantified=quantified)
+    sized = []
+    for path, problem in files:
+        try:
+            sized.append((task.Params.of(problem), problem))
+        except ValueError as error:
+            raise UserError(f"{path}: {error}") from None
+    records = (record_from_problem(task, params, problem, split=args.split, seed=args.seed, index=index)
+               for index, (params, problem) in enumerate(sized))
+    return records, len(sized)
 
 
 def _keep(records: Any, kept: list[dict[str, Any]]) -> Any:
@@ -117,6 +151,12 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_solve(args: argparse.Namespace) -> int:
+    if args.dimacs:
+        model = sat_oracle.solve(read_cnf(args.dimacs))
+        print("s UNSATISFIABLE" if model is None else f"s SATISFIABLE\nv {' '.join(map(str, model))} 0")
+        return 0
+    if args.path is None:
+        raise UserError("solve needs a dataset PATH or --dimacs FILE")
     records = read_records(args.path)
     summaries, failures = summarize(tqdm(records, desc="verify", unit="rec", leave=False))
     print(summary_table(summaries))
