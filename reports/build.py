@@ -162,7 +162,9 @@ def _ranking(standings: list[Standing], tasks: list[str]) -> list[Block]:
         "Entries are ranked by accuracy averaged over tasks (each task weighs the same; within a "
         "task all sizes are pooled). Intervals are Wilson 95% intervals (for the average, at its "
         "effective sample size). Entries whose intervals overlap are not separable: the "
-        "'not separable from' column lists their ranks, and their order says nothing."
+        "'not separable from' column lists their ranks, and their order says nothing. At equal "
+        "accuracy the entry with the smaller mean peak context ranks first. Parse failures are "
+        "samples with no parsable answer, budget stops and errors included."
     )
     return [Heading(2, "Leaderboard"), Paragraph(note), Table(header, tuple(rows), right)]
 
