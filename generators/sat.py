@@ -21,7 +21,8 @@ an assigned literal, so the frames never restate the formula; the prompt holds t
   numbered open clause with the fewest open literals; when the branch fails it leaves ``-l``,
   which the frame keeps as an assigned literal and carries on with.
 - When every clause is satisfied the frame answers ``SAT`` and a value for every variable
-  (unassigned ones true); a frame whose branch answered ``SAT ...`` answers the same.
+  that occurs in the formula, in increasing order (unassigned ones true); a frame whose
+  branch answered ``SAT ...`` answers the same.
 - The root frame answers ``UNSAT`` on a conflict.
 
 The live context is the prompt, at most n assigned literals with their reasons, and two
@@ -187,7 +188,10 @@ class _Dpll:
         raise AssertionError(f"clause {j + 1} has no open literal")
 
     def model(self) -> tuple[str, ...]:
-        return tuple(str(v) if self.value[v] >= 0 else str(-v) for v in range(1, self.num_vars + 1))
+        """Values of the variables that occur (the prompt shows no others), unassigned true."""
+        value, occurs = self.value, self.occurs
+        return tuple(str(v) if value[v] >= 0 else str(-v) for v in range(1, self.num_vars + 1)
+                     if occurs[v] or occurs[-v])
 
     def run(self) -> tuple[str, ...] | None:
         """Solve the current frame: the ``SAT ...`` answer, or ``None`` on a conflict."""

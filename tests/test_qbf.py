@@ -1,0 +1,222 @@
+"""QBF task: gold answers against the expansion oracle and brute force, balance, no trivial
+instances, compact traces, and a policy that rebuilds every trace token from the live
+context alone."""
+
+import json
+
+import numpy as np
+import pytest
+
+from generators.dataset import Spec, generate, trace_problems
+from generators.pencil import CALL, RETURN, SEP, Reducer
+from generators.registry import get_task
+from solvers import qbf as oracle
+from solvers.registry import check_answer
+
+COUNT = 2000
+TASK = get_task("qbf")
+SIZES = {
+    "random n=4": {"variables": 4},
+    "random n=6": {"variables": 6},
+    "random n=8": {"variables": 8},
+    "blocks n=8": {"variables": 8, "prefix": "blocks", "blocks": 3},
+    "random n=10": {"variables": 10},
+}
+
+
+@pytest.fixture(scope="module")
+def records():
+    return {name: list(generate(Spec("qbf", params, "test", 11), COUNT)) for name, params in SIZES.items()}
+
+
+def brute_force(problem):
+    """Truth by the full game tree over a numpy truth table of the matrix."""
+    n = problem["num_vars"]
+    assignments = (np.arange(1 << n)[:, None] >> np.arange(n)) & 1 == 1
+    table = np.ones(1 << n, dtype=bool)
+    for clause in problem["clauses"]:
+        literals = np.array(clause)
+        table &= (assignments[:, np.abs(literals) - 1] == (literals > 0)).any(axis=1)
+    # Axis v-1 of the reshaped table (C order, reversed) is variable v.
+    cube = table.reshape((2,) * n).transpose(tuple(range(n - 1, -1, -1))) if n > 1 else table
+    position = {var: var - 1 for _, var in problem["prefix"]}
+    for kind, var in reversed(problem["prefix"]):
+        axis = position.pop(var)
+        cube = cube.any(axis=axis) if kind == "e" else cube.all(axis=axis)
+        position = {v: p - (p > axis) for v, p in position.items()}
+    return bool(cube)
+
+
+def test_gold_answers_agree_with_the_oracle_and_brute_force(records):
+    for batch in records.values():
+        for record in batch:
+            answer = record["answer"].split()
+            assert check_answer("qbf", record["problem"], answer).correct, record["id"]
+            if record["problem"]["num_vars"] <= 8:
+                assert (answer == ["True"]) == brute_force(record["problem"]), record["id"]
+
+
+def test_labels_are_balanced(records):
+    """Labels are independent fair coins (standard deviation 0.011 over 2,000): each size
+    within 0.04, all of them together within 0.02."""
+    shares = {name: sum(record["answer"] == "True" for record in batch) / len(batch)
+              for name, batch in records.items()}
+    assert all(abs(share - 0.5) <= 0.04 for share in shares.values()), shares
+    assert abs(sum(shares.values()) / len(shares) - 0.5) <= 0.02, shares
+
+
+def propagation_decides(problem):
+    """Unit propagation with universal reduction, written independently of the generator:
+    True when it alone settles the formula."""
+    level = {var: i for i, (_, var) in enumerate(problem["prefix"])}
+    universal = {var for kind, var in problem["prefix"] if kind == "a"}
+    values = {}
+    changed = True
+    while changed:
+        changed = False
+        remaining = [c for c in problem["clauses"] if not any(values.get(abs(lit)) == (lit > 0) for lit in c)]
+        if not remaining:
+            return True
+        for clause in remaining:
+            free = [lit for lit in clause if abs(lit) not in values]
+            inner = max((level[abs(lit)] for lit in free if abs(lit) not in universal), default=-1)
+            reduced = [lit for lit in free if abs(lit) not in universal or level[abs(lit)] < inner]
+            if not reduced:
+                return True
+            if len(reduced) == 1:
+                values[abs(reduced[0])] = reduced[0] > 0
+                changed = True
+                break
+    return False
+
+
+def test_no_trivial_instances(records):
+    for batch in records.values():
+        for record in batch[:500]:
+            problem = record["problem"]
+            existential = {var for kind, var in problem["prefix"] if kind == "e"}
+            assert all(existential & {abs(lit) for lit in clause} for clause in problem["clauses"])
+            assert all(len({abs(lit) for lit in clause}) == 3 for clause in problem["clauses"])
+            assert not propagation_decides(problem), record["id"]
+
+
+def test_prefix_styles(records):
+    for record in records["blocks n=8"][:200]:
+        kinds = [kind for kind, _ in record["problem"]["prefix"]]
+        assert kinds[:3] == [kinds[0]] * 3 and kinds[3:6] == [kinds[3]] * 3 and kinds[6:] == [kinds[6]] * 2
+        assert kinds[0] != kinds[3] != kinds[6]
+        assert [var for _, var in record["problem"]["prefix"]] == list(range(1, 9))
+    kinds = [kind for record in records["random n=8"] for kind, _ in record["problem"]["prefix"]]
+    assert 0.4 < kinds.count("a") / len(kinds) < 0.6
+
+
+def test_traces_are_sound_and_compact(records):
+    for batch in records.values():
+        n = batch[0]["problem"]["num_vars"]
+        for record in batch:
+            assert trace_problems(record) == []
+            # Live: the root [CALL], at most "-x r x [CALL]" per level, the leaf's "x cJ False".
+            assert record["stats"]["pencil_max_context"] <= record["stats"]["prompt_tokens"] + 4 * n + 6
+    assert max(record["stats"]["pencil_max_context"] for record in records["random n=10"]) <= 649
+
+
+def test_vocabulary_covers_prompt_and_trace(records):
+    vocabulary = set(TASK.vocabulary(TASK.params(SIZES["random n=8"])))
+    for record in records["random n=8"][:300]:
+        assert set(record["prompt"].split()) | set(record["pencil"].split()) <= vocabulary
+
+
+def test_same_seed_same_bytes():
+    spec = Spec("qbf", {"variables": 9, "prefix": "blocks", "blocks": 4}, "validation", 5)
+    first = [json.dumps(record, sort_keys=True) for record in generate(spec, 30)]
+    assert first == [json.dumps(record, sort_keys=True) for record in generate(spec, 30, workers=2, chunk=7)]
+
+
+def test_larger_sizes():
+    for params in ({"variables": 16}, {"variables": 14, "ratio": 1.5}, {"variables": 12, "prefix": "blocks"}):
+        for record in generate(Spec("qbf", params, "train", 2), 5):
+            assert check_answer("qbf", record["problem"], record["answer"].split()).correct
+
+
+@pytest.mark.parametrize(("values", "fragment"), [
+    ({"variables": 2}, r"variables must be in \[3, 20\]"),
+    ({"variables": 21}, r"variables must be in \[3, 20\]"),
+    ({"variables": 5, "blocks": 6}, r"blocks must be in \[1, variables\] = \[1, 5\]"),
+    ({"prefix": "mixed"}, "prefix must be one of random, blocks"),
+])
+def test_bad_parameters_name_the_range(values, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        TASK.params(values)
+
+
+def test_oracle_on_known_formulas():
+    # forall x exists y: (x or y) and (-x or -y) is true (y = not x); exists y forall x is false.
+    clauses = [[1, 2], [-1, -2]]
+    assert oracle.evaluate({"num_vars": 2, "prefix": [["a", 1], ["e", 2]], "clauses": clauses})
+    assert not oracle.evaluate({"num_vars": 2, "prefix": [["e", 2], ["a", 1]], "clauses": clauses})
+    assert not oracle.evaluate({"num_vars": 1, "prefix": [["a", 1]], "clauses": [[1]]})
+    assert oracle.evaluate({"num_vars": 2, "prefix": [["a", 1]], "clauses": [[1, 2], [-1, 2]]})  # 2 is free
+    problem = {"num_vars": 2, "prefix": [["a", 1], ["e", 2]], "clauses": clauses}
+    assert oracle.check(problem, ["True"]).correct and not oracle.check(problem, ["False"]).correct
+    assert oracle.check(problem, ["yes"]).partial == 0.0
+
+
+@pytest.mark.parametrize(("text", "tokens"), [
+    ("Answer: True", ("True",)),
+    ("Answer: **false**", ("False",)),
+    ("<think>True</think>\nAnswer: False", ("False",)),
+    ("it is true", None),
+    ("Answer: maybe", None),
+])
+def test_parse_answer(text, tokens):
+    assert TASK.parse_answer(TASK.params(), {}, text) == tokens
+
+
+def qbf_next(prompt, live):
+    """The next trace token from the prompt and the live context only."""
+    body = prompt[:-1]
+    first = next(i for i, token in enumerate(body) if token.startswith("c"))
+    prefix = [(body[i], int(body[i + 1])) for i in range(0, first, 2)]
+    clauses = []
+    for token in body[first:]:
+        if token.startswith("c"):
+            clauses.append([])
+        else:
+            clauses[-1].append(int(token))
+    if not live:
+        return CALL
+    if SEP in live:
+        sep = len(live) - 1 - live[::-1].index(SEP)
+        return live[sep - 1] if len(live) == sep + 1 else RETURN  # the frame's last result
+    calls = [i for i, token in enumerate(live) if token == CALL]
+    depth = len(calls) - 1
+    values = {abs(int(live[i - 1])): live[i - 1][0] != "-" for i in calls[1:]}
+    kind, var = prefix[depth]
+    frame = live[calls[-1] + 1 :]
+    if not frame:
+        return str(-var)
+    last = frame[-1]
+    if last in ("True", "False"):
+        decided = (last == "True") == (kind == "E")
+        return SEP if decided or str(var) in frame else str(var)
+    if last.startswith("c"):
+        return "False"
+    if depth < len(prefix) - 1:  # a literal was just written
+        return CALL
+    values[var] = last[0] != "-"
+    for j, clause in enumerate(clauses, start=1):
+        if all(values[abs(lit)] != (lit > 0) for lit in clause):
+            return f"c{j}"
+    return "True"
+
+
+@pytest.mark.parametrize("params", [{"variables": 5}, {"variables": 9, "prefix": "blocks", "blocks": 3},
+                                    {"variables": 10, "ratio": 1.5}])
+def test_every_token_follows_from_the_live_context(params):
+    for record in generate(Spec("qbf", params, "test", 4), 40):
+        prompt = record["prompt"].split()
+        reducer = Reducer(prompt)
+        for step, token in enumerate(record["pencil"].split()):
+            live = list(reducer.generated_live)
+            assert qbf_next(prompt, live) == token, (record["id"], step, live)
+            reducer.push(token)
