@@ -227,6 +227,29 @@ def test_instruct_lengths_use_the_models_tokenizer(small, tmp_path):
     assert row.peak_context == len(prompt) + sum(len(piece) for piece in pieces(row.output))
 
 
+def test_instruct_budgets_in_model_tokens(small, tmp_path):
+    class Counting:
+        name = "counting"
+
+        def __init__(self):
+            self.inner = make_adapter("oracle", AdapterOptions(small, "pencil", "instruct"))
+
+        def complete(self, request):
+            return self.inner.complete(request)
+
+        def count_tokens(self, text):
+            return len(text)
+
+    _, frame = run(small[:1], Counting(), "pencil", "instruct", tmp_path=tmp_path / "free")
+    peak = int(frame.iloc[0].peak_context)
+    assert frame.iloc[0].correct and frame.iloc[0].reductions == small[0]["stats"]["reductions"]
+    _, frame = run(small[:1], Counting(), "pencil", "instruct", tmp_path=tmp_path / "exact", max_context=peak)
+    assert frame.iloc[0].status == "ok"
+    _, frame = run(small[:1], Counting(), "pencil", "instruct", tmp_path=tmp_path / "short",
+                   max_context=peak - 1)
+    assert frame.iloc[0].status == "context_overflow" and frame.iloc[0].peak_context > peak - 1
+
+
 def test_instruct_prompts_carry_a_worked_example(small):
     for name in TASKS:
         example = worked_example(name)

@@ -30,6 +30,8 @@ def _capped(tokens: Sequence[str], request: Request, stop: str | None, tail: str
 
 
 class _ByInstance:
+    """Finds the record a request is about by its instance id."""
+
     def __init__(self, records: Sequence[Mapping[str, Any]]) -> None:
         self.records = {record["id"]: record for record in records}
 
