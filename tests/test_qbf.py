@@ -220,3 +220,17 @@ def test_every_token_follows_from_the_live_context(params):
             live = list(reducer.generated_live)
             assert qbf_next(prompt, live) == token, (record["id"], step, live)
             reducer.push(token)
+
+
+def test_gold_answers_agree_with_pyqbf_when_installed():
+    """A second, external QBF solver (an optional extra: its wheel is built from source)."""
+    pytest.importorskip("pyqbf")
+    from pyqbf.formula import PCNF
+    from pyqbf.solvers import solve
+
+    for params in ({"variables": 7}, {"variables": 12, "prefix": "blocks", "blocks": 4}):
+        for record in generate(Spec("qbf", params, "train", 8), 200):
+            formula = PCNF(from_clauses=record["problem"]["clauses"])
+            for kind, var in record["problem"]["prefix"]:
+                (formula.exists if kind == "e" else formula.forall)(var)
+            assert solve(formula) == (record["answer"] == "True"), record["id"]
