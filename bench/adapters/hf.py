@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers.utils import logging as hf_logging
 
 from bench.adapters.base import Completion, Request
 from bench.errors import UserError
@@ -70,6 +71,7 @@ class HFAdapter:
         if model is None or tokenizer is None:
             if not Path(path, "config.json").is_file():
                 raise UserError(f"{path} holds no Hugging Face model (no config.json)")
+            hf_logging.disable_progress_bar()  # loading a small model is quick; the bar is noise
             tokenizer = AutoTokenizer.from_pretrained(path)
             model = AutoModelForCausalLM.from_pretrained(path)
         self.tokenizer = tokenizer

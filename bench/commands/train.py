@@ -50,6 +50,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     speed.add_argument("--max-context", type=int, metavar="N")
     speed.add_argument("--limit", type=int, default=64, metavar="K", help="first K records (default 64)")
     speed.add_argument("--batch", type=int, default=16, help="samples decoded together (default 16)")
+    speed.add_argument("--repeats", type=int, default=3, help="rounds per way; the fastest counts (default 3)")
     speed.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     speed.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     speed.set_defaults(run=run_decode_speed)
@@ -91,8 +92,8 @@ def run_decode_speed(args: argparse.Namespace) -> int:
     from bench.train.speed import decode_speed
     from generators.export import read_records
 
-    if args.limit < 1 or args.batch < 1:
-        raise UserError("--limit and --batch must be >= 1")
+    if min(args.limit, args.batch, args.repeats) < 1:
+        raise UserError("--limit, --batch and --repeats must be >= 1")
     try:
         records = read_records(args.data)[: args.limit]
     except (OSError, ValueError) as error:
@@ -100,7 +101,7 @@ def run_decode_speed(args: argparse.Namespace) -> int:
     if not records:
         raise UserError(f"dataset {args.data} has no records")
     rows = decode_speed(args.model, records, mode=args.mode, max_context=args.max_context, batch=args.batch,
-                        device=args.device)
+                        device=args.device, repeats=args.repeats)
     for row in rows:
         kind = "KV cache kept" if row.reuse_cache else "recomputed"
         print(f"{args.mode} {kind:>13}: {row.samples} samples, {row.generated_tokens} generated tokens in "
