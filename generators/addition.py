@@ -52,7 +52,7 @@ class Addition(Task):
         {"operands": 2, "digits": 200},
     )
 
-    def sample(self, params: AdditionParams, rng: np.random.Generator) -> dict[str, Any]:
+    def sample(self, params: AdditionParams, rng: np.random.Generator, stratum: float) -> dict[str, Any]:
         table = rng.integers(0, 10, size=(params.operands, params.digits))
         return {"operands": ["".join(map(str, row)) for row in table.tolist()]}
 

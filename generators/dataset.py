@@ -19,7 +19,7 @@ from typing import Any
 
 from generators.pencil import MARKERS, replay, strip_markers
 from generators.registry import get_task
-from generators.seeding import MAX_ATTEMPTS, check_seed, check_split, home_split, item_rng, stable_id
+from generators.seeding import MAX_ATTEMPTS, check_seed, check_split, home_split, item_rng, stable_id, stratum
 from generators.task import Task, TaskParams
 
 FIELDS = ("id", "task", "split", "seed", "index", "params", "problem", "prompt", "question",
@@ -46,8 +46,9 @@ class Spec:
 def draw_problem(task: Task, params: TaskParams, split: str, seed: int, index: int) -> dict[str, Any]:
     """Problem ``index`` of the stream; it always belongs to ``split`` (see ``seeding``)."""
     key = params.key()
+    place = stratum(task.name, key, split, seed, index)
     for attempt in range(MAX_ATTEMPTS):
-        problem = task.sample(params, item_rng(task.name, key, split, seed, index, attempt))
+        problem = task.sample(params, item_rng(task.name, key, split, seed, index, attempt), place)
         if home_split(problem) == split:
             return problem
     raise ValueError(

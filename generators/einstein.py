@@ -391,7 +391,7 @@ class Einstein(Task):
     quickstart_sizes = ({"houses": 3, "attributes": 3}, {"houses": 4, "attributes": 4})
     benchmark_sizes = tuple({"houses": n, "attributes": n} for n in (3, 4, 5, 6, 7))
 
-    def sample(self, params: EinsteinParams, rng: np.random.Generator) -> dict[str, Any]:
+    def sample(self, params: EinsteinParams, rng: np.random.Generator, stratum: float) -> dict[str, Any]:
         # A stdlib generator seeded from the item's stream: same bytes, far cheaper draws.
         r = random.Random(int(rng.integers(2**63)))
         n, m = params.houses, params.attributes

@@ -54,7 +54,7 @@ class Phop(Task):
         {"length": 4096, "hops": 64},
     )
 
-    def sample(self, params: PhopParams, rng: np.random.Generator) -> dict[str, Any]:
+    def sample(self, params: PhopParams, rng: np.random.Generator, stratum: float) -> dict[str, Any]:
         n, p, a = params.length, params.hops, params.alphabet
         gaps = rng.geometric(1.0 / a, size=p)
         if gaps.sum() > n - 2:

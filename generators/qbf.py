@@ -8,8 +8,10 @@ near-equal size with alternating quantifiers, the first one chosen by a coin.
 Sampling avoids instances that need no search. A clause with no existential variable is
 false under any universal choice, so such clauses are drawn again; a formula that unit
 propagation with universal reduction decides on its own (before any variable is chosen) is
-drawn again; clauses have distinct variables, so none is a tautology. The label is chosen
-first (true with probability ``target``) and whole formulas are drawn until one has it; the
+drawn again; clauses have distinct variables, so none is a tautology. The label comes
+first, from the item's stratum (true when ``stratum < target``, so the shares of any run of
+items are within a couple of items of ``target``), and whole formulas are drawn until one
+has it; the
 label is computed on the final formula by an exact quantifier elimination over bit sets of
 all assignments, which shares nothing with the traced search, and every trace is checked
 against it.
@@ -211,9 +213,9 @@ class Qbf(Task):
     quickstart_sizes = ({"variables": 4}, {"variables": 6})
     benchmark_sizes = tuple({"variables": n} for n in range(3, 15))
 
-    def sample(self, params: QbfParams, rng: np.random.Generator) -> dict[str, Any]:
+    def sample(self, params: QbfParams, rng: np.random.Generator, stratum: float) -> dict[str, Any]:
         n, count = params.variables, params.clauses()
-        want = bool(rng.random() < params.target)
+        want = stratum < params.target
         for _ in range(MAX_DRAWS):
             prefix = draw_prefix(params, rng)
             universal = np.array([kind == "a" for kind, _ in prefix])

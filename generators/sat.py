@@ -1,8 +1,9 @@
 """Random k-SAT: n variables, m = round(ratio * n) clauses of k distinct variables.
 
 Sampling: each clause picks k distinct variables uniformly and a random sign for each. The
-label is chosen first (satisfiable with probability ``target``) and formulas are drawn until
-one has that label (rejection per label: no planted solution, so satisfiable instances are
+label comes first, from the item's stratum (satisfiable when ``stratum < target``, so the
+shares of any run of items are within a couple of items of ``target``), and formulas are
+drawn until one has that label (rejection per label: no planted solution, so satisfiable instances are
 uniform among satisfiable formulas). The rejection test is an exact enumeration over all
 assignments (bit sets) for n <= 14 and python-sat above; nothing changes a formula after its
 label is known. The gold answer comes from the DPLL below and is confirmed by python-sat on
@@ -250,9 +251,9 @@ class Sat(Task):
     quickstart_sizes = ({"variables": 8},)
     benchmark_sizes = ({"variables": 5}, {"variables": 10}, {"variables": 20}, {"variables": 40})
 
-    def sample(self, params: SatParams, rng: np.random.Generator) -> dict[str, Any]:
+    def sample(self, params: SatParams, rng: np.random.Generator, stratum: float) -> dict[str, Any]:
         n, count = params.variables, params.clauses()
-        want = bool(rng.random() < params.target)
+        want = stratum < params.target
         for _ in range(MAX_DRAWS // BATCH):
             for clauses in draw_formulas(rng, n, params.width, count, BATCH):
                 if n <= ENUMERATE_UP_TO:

@@ -49,6 +49,16 @@ def check_seed(seed: int) -> int:
     return seed
 
 
+_GOLDEN = 0.6180339887498949
+
+
+def stratum(task: str, params_key: str, split: str, seed: int, index: int) -> float:
+    """Item ``index``'s point in a golden-ratio sequence started at a stream-specific
+    offset: any run of n consecutive items covers [0, 1) with O(log n) discrepancy."""
+    offset = stable_id(f"{task}|{params_key}|{split}|{seed}") / 2**32
+    return (offset + index * _GOLDEN) % 1.0
+
+
 def item_rng(task: str, params_key: str, split: str, seed: int, index: int, attempt: int) -> np.random.Generator:
     key = (stable_id(task), stable_id(params_key), stable_id(split), index, attempt)
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))

@@ -126,8 +126,14 @@ class Task(ABC):
     benchmark_sizes: ClassVar[tuple[Mapping[str, Any], ...]]
 
     @abstractmethod
-    def sample(self, params: TaskParams, rng: np.random.Generator) -> dict[str, Any]:
-        """Draw one problem."""
+    def sample(self, params: TaskParams, rng: np.random.Generator, stratum: float) -> dict[str, Any]:
+        """Draw one problem.
+
+        ``stratum`` is this item's point in a low-discrepancy sequence over the indices of
+        its stream, in [0, 1). A task with a label (satisfiable or not, true or false)
+        takes it from ``stratum < target`` rather than from ``rng``, so the label shares of
+        any run of consecutive items are within a couple of items of the target.
+        """
 
     @abstractmethod
     def prompt(self, params: TaskParams, problem: Mapping[str, Any]) -> list[str]:

@@ -105,3 +105,14 @@ def test_ids_are_unique_and_name_the_stream():
     assert len({r["id"] for r in records}) == 100
     assert records[5]["id"].startswith("addition-validation-9-") and records[5]["id"].endswith("-5")
     assert records[0]["generator_version"] == f"addition-v{get_task('addition').version}"
+
+
+def test_strata_spread_evenly_over_any_run_of_items():
+    from generators.seeding import stratum
+
+    places = [stratum("sat", "{}", "train", 7, i) for i in range(5000)]
+    for start, length in ((0, 2000), (1234, 2000), (3000, 200)):
+        run = places[start : start + length]
+        for target in (0.1, 0.5, 0.8):
+            assert abs(sum(p < target for p in run) - target * length) <= 3
+    assert stratum("sat", "{}", "train", 7, 0) != stratum("sat", "{}", "train", 8, 0)

@@ -135,5 +135,5 @@ def test_every_task_declares_its_sizes_and_questions_state_the_answer_format():
         for size in (*task.quickstart_sizes, *task.benchmark_sizes):
             task.params(size)
         params = task.params(task.quickstart_sizes[0])
-        problem = task.sample(params, np.random.default_rng(0))
+        problem = task.sample(params, np.random.default_rng(0), 0.5)
         assert "Answer" in task.question(params, problem)
