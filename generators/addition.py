@@ -2,10 +2,11 @@
 
 The gold solver adds column by column from the least significant digit. Within a column it
 keeps a running total in a frame ``[CALL] @j #i total`` (column j, operand i next), writes
-``+ digit`` for operand i, and replaces the frame by a tail call with the new total, so
-the live context never holds more than one operand's work. A finished column leaves its digit and opens the next column with
-the carry (carries have several digits when many operands are added). A last frame turns the
-digits, written least significant first, into the answer.
+``+ digit`` for operand i, and replaces the frame by a tail call with the new total, so the
+live context never holds more than one operand's work. A finished column leaves its digit
+and opens the next column with the carry (carries have several digits when many operands
+are added). A last frame turns the digits, written least significant first, into the
+answer.
 """
 
 from __future__ import annotations
