@@ -248,7 +248,7 @@ class Sat(Task):
     Params = SatParams
     summary = "random k-SAT: UNSAT, or SAT with a satisfying assignment, by DPLL"
     # One size: literal tokens depend on n, and random answers draw from a task-wide alphabet.
-    quickstart_sizes = ({"variables": 8},)
+    quickstart_sizes = ({"variables": 5}, {"variables": 8})
     benchmark_sizes = ({"variables": 5}, {"variables": 10}, {"variables": 20}, {"variables": 40})
 
     def sample(self, params: SatParams, rng: np.random.Generator, stratum: float) -> dict[str, Any]:
