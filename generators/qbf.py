@@ -39,7 +39,7 @@ import numpy as np
 
 from generators.answers import answer_span
 from generators.pencil import MARKERS, TraceWriter
-from generators.sat import false_masks
+from generators.sat import clause_lines, clause_tokens, false_masks
 from generators.task import Task, TaskParams, Trace, knob
 
 TRUE, FALSE, QUERY = "True", "False", "?"
@@ -231,17 +231,12 @@ class Qbf(Task):
         tokens: list[str] = []
         for kind, var in problem["prefix"]:
             tokens += (QUANTIFIER_TOKENS[kind], str(var))
-        for j, clause in enumerate(problem["clauses"], start=1):
-            tokens.append(f"c{j}")
-            tokens.extend(map(str, clause))
-        tokens.append(QUERY)
-        return tokens
+        return [*tokens, *clause_tokens(problem["clauses"]), QUERY]
 
     def question(self, params: QbfParams, problem: Mapping[str, Any]) -> str:
         words = {"e": "exists", "a": "for all"}
         prefix = ", ".join(f"{words[kind]} {var}" for kind, var in problem["prefix"])
-        clauses = "\n".join(f"c{j}: {' '.join(map(str, clause))}"
-                            for j, clause in enumerate(problem["clauses"], start=1))
+        clauses = clause_lines(problem["clauses"])
         return (
             f"Decide whether this quantified Boolean formula is true. Quantifiers, outermost "
             f"first: {prefix}. The quantified part is the conjunction of these clauses; each "

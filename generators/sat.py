@@ -75,6 +75,20 @@ class SatParams(TaskParams):
         return cls(variables=n, width=max(2, min(width, n)), ratio=len(clauses) / max(n, 1))
 
 
+def clause_tokens(clauses: Sequence[Sequence[int]]) -> list[str]:
+    """Compact clauses ``c1 l l l c2 ...``, numbered as the traces cite them."""
+    tokens: list[str] = []
+    for j, clause in enumerate(clauses, start=1):
+        tokens.append(f"c{j}")
+        tokens.extend(map(str, clause))
+    return tokens
+
+
+def clause_lines(clauses: Sequence[Sequence[int]]) -> str:
+    """Clauses one per line for questions, numbered as in the compact prompt."""
+    return "\n".join(f"c{j}: {' '.join(map(str, clause))}" for j, clause in enumerate(clauses, start=1))
+
+
 def draw_formulas(rng: np.random.Generator, variables: int, width: int, clauses: int,
                   formulas: int) -> list[list[list[int]]]:
     """``formulas`` formulas of ``clauses`` clauses, each clause ``width`` distinct variables
@@ -267,16 +281,10 @@ class Sat(Task):
                          "move ratio towards 4.3 or target away from 0 and 1")
 
     def prompt(self, params: SatParams, problem: Mapping[str, Any]) -> list[str]:
-        tokens: list[str] = []
-        for j, clause in enumerate(problem["clauses"], start=1):
-            tokens.append(f"c{j}")
-            tokens.extend(map(str, clause))
-        tokens.append(QUERY)
-        return tokens
+        return [*clause_tokens(problem["clauses"]), QUERY]
 
     def question(self, params: SatParams, problem: Mapping[str, Any]) -> str:
-        clauses = "\n".join(f"c{j}: {' '.join(map(str, clause))}"
-                            for j, clause in enumerate(problem["clauses"], start=1))
+        clauses = clause_lines(problem["clauses"])
         n = problem["num_vars"]
         return (
             f"Here is a formula in conjunctive normal form over variables 1..{n}. Each line is a "
