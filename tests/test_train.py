@@ -52,15 +52,16 @@ def test_loss_covers_each_generated_token_once(records):
 
 def test_over_length_instances_are_left_out_whole_and_counted(records):
     tokenizer = build_tokenizer(dataset_vocabulary(records))
-    cot_sizes = [len(record_token_examples(r, "cot")[0][0]) for r in records]
+    cot_sizes = [len(r["prompt"].split()) + len(r["cot"].split()) for r in records]
     context = sorted(cot_sizes)[len(cot_sizes) // 2]
     data = build_examples(records, "cot", tokenizer, context)
     assert data.over_length == sum(size > context for size in cot_sizes) > 0
     assert data.instances == len(records) and data.longest == max(cot_sizes)
-    assert sorted(len(e.ids) for e in data.examples) == sorted(s for s in cot_sizes if s <= context)
+    assert sorted(len(e.ids) - 2 for e in data.examples) == sorted(s for s in cot_sizes if s <= context)
     pencil = build_examples(records, "pencil", tokenizer, context)
     assert pencil.over_length == 0  # PENCIL segments are short: every instance fits
-    assert all(len(e.ids) <= context for e in pencil.examples)
+    assert all(len(e.ids) - 1 <= context for e in pencil.examples)
+    assert pencil.longest == max(r["stats"]["pencil_max_context"] for r in records)
     batch = collate(list(pencil.examples[:4]), tokenizer.pad_token_id)
     for row, example in enumerate(pencil.examples[:4]):
         labels = batch["labels"][row].tolist()

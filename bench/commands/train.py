@@ -23,7 +23,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--preset", default="tiny", choices=("tiny", "small", "base"),
                        help="tiny ~1M parameters, small ~10M (6x384), base ~25M (8x512)")
     train.add_argument("--context", type=int, required=True, metavar="N",
-                       help="longest training example in tokens; longer instances are left out and counted")
+                       help="training context in tokens, counted as `eval --max-context` counts them; "
+                            "instances that need more are left out and counted")
     train.add_argument("--out", required=True, metavar="DIR", help="output directory (model, checkpoints, log)")
     train.add_argument("--steps", type=int, default=1000, help="optimizer steps (default 1000)")
     train.add_argument("--device", default="cpu", choices=("cpu", "cuda"))

@@ -9,7 +9,8 @@ format that is one last segment, the fully reduced context (prompt and answer) a
 token. Every example starts with the begin token.
 
 An instance with any example longer than the training context is left out whole and
-counted; nothing is ever cut.
+counted; nothing is ever cut. Lengths are counted as the harness counts context (prompt and
+live generated tokens), so the begin and end tokens do not count.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class Examples:
     examples: tuple[Example, ...]
     instances: int
     over_length: int  # instances left out
-    longest: int  # longest example (in tokens, begin token included) over all instances
+    longest: int  # longest example over all instances, in context tokens (see ``context_length``)
 
     def loss_tokens(self) -> int:
         return sum(len(e.ids) - e.loss_start for e in self.examples)
@@ -62,6 +63,11 @@ def record_token_examples(record: Mapping[str, Any], fmt: str) -> list[tuple[lis
     raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
 
 
+def context_length(tokens: list[str]) -> int:
+    """The live context an example stands for: its tokens without the begin and end tokens."""
+    return len(tokens) - 1 - (tokens[-1] == EOS)
+
+
 def build_examples(records: Iterable[Mapping[str, Any]], fmt: str, tokenizer: Any, context: int) -> Examples:
     """Token-id examples of every record whose examples all fit in ``context`` tokens."""
     vocab, unk = tokenizer.get_vocab(), tokenizer.unk_token_id
@@ -70,7 +76,7 @@ def build_examples(records: Iterable[Mapping[str, Any]], fmt: str, tokenizer: An
     for record in records:
         instances += 1
         pieces = record_token_examples(record, fmt)
-        size = max(len(tokens) for tokens, _ in pieces)
+        size = max(context_length(tokens) for tokens, _ in pieces)
         longest = max(longest, size)
         if size > context:
             over += 1
