@@ -54,7 +54,8 @@ class HFAdapter:
     ``reuse_cache=False`` recomputes every context from scratch (for speed comparisons);
     ``cache_entries`` bounds how many sequence caches are kept (default: four batches' worth).
     ``model`` and ``tokenizer`` may be passed already loaded (training evaluates the model
-    it is training this way); ``path`` then only names it.
+    it is training this way); ``path`` then only names it. ``stats`` counts the context
+    tokens of all calls, those actually run through the model, and the generated tokens.
     """
 
     def __init__(self, path: str | Path, *, device: str = "cpu", max_batch_size: int = 16,
@@ -104,10 +105,6 @@ class HFAdapter:
                 for i, completion in zip(chunk, self._generate([rows[i] for i in chunk]), strict=True):
                     results[i] = completion
             return results  # type: ignore[return-value]
-
-    def clear_cache(self) -> None:
-        with self._lock:
-            self._entries.clear()
 
     def _plan(self, request: Request) -> _Row:
         ids = list(self.tokenizer(request.context)["input_ids"])
