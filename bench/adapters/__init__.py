@@ -71,8 +71,8 @@ def _hf(rest: str, options: AdapterOptions) -> Adapter:
     try:
         module = importlib.import_module("bench.adapters.hf")
     except ImportError as error:
-        raise UserError(f"hf models need the optional extra: pip install 'pencilbench[hf]' ({error})"
-                        ) from None
+        raise UserError("hf models need the optional extra: "
+                        f"pip install 'torch==2.13.0' 'pencilbench[train]' ({error})") from None
     return module.HFAdapter(rest, device=options.device)
 
 
