@@ -67,6 +67,10 @@ def build_report(
     blocks = _blocks(data, standings, compared)
     out = Path(out)
     (out / PLOTS_DIR).mkdir(parents=True, exist_ok=True)
+    current = {block.name for block in blocks if isinstance(block, Image)}
+    for stale in (out / PLOTS_DIR).glob("*.png"):  # figures of an earlier report here
+        if stale.name not in current:
+            stale.unlink()
     plots = []
     for block in blocks:
         if isinstance(block, Image):

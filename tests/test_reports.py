@@ -377,3 +377,19 @@ def test_quickstart_ends_with_the_report(tmp_path: Path, capsys: pytest.CaptureF
     table = pd.read_csv(tmp_path / "report" / "leaderboard.csv")
     assert {"oracle:pencil", "random:pencil"} <= set(table["entry"])
     assert table.iloc[0]["accuracy"] == 1.0  # an oracle entry leads
+
+
+def test_a_new_report_removes_figures_an_earlier_one_left(tmp_path):
+    from bench.cli import main
+    from reports.build import build_report
+
+    run = tmp_path / "run"
+    data = tmp_path / "d.jsonl"
+    assert main(["generate", "addition", "-n", "5", "--split", "test", "--out", str(data)]) == 0
+    assert main(["eval", "--data", str(data), "--model", "oracle", "--mode", "pencil", "--run-dir", str(run),
+                 "--quiet"]) == 0
+    out = tmp_path / "report"
+    (out / "plots").mkdir(parents=True)
+    (out / "plots" / "phop_live_context.png").write_bytes(b"old")
+    files = build_report([run], out)
+    assert sorted(p.name for p in (out / "plots").glob("*.png")) == sorted(p.name for p in files.plots)
