@@ -10,7 +10,7 @@ from bench.commands import data, eval, perf, quickstart, report, train
 from bench.errors import UserError
 from generators import __version__
 
-COMMAND_MODULES = (data, quickstart, perf, report, eval, train)
+COMMAND_MODULES = (data, eval, report, quickstart, perf, train)
 
 
 def build_parser() -> argparse.ArgumentParser:
