@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bench.commands import data, eval, perf, quickstart, report, train
-from bench.errors import UserError
-from generators import __version__
+from pencilbench.bench.commands import data, eval, perf, quickstart, report, train
+from pencilbench.bench.errors import UserError
+from pencilbench.generators import __version__
 
 COMMAND_MODULES = (data, eval, report, quickstart, perf, train)
 

@@ -49,16 +49,15 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
+from pencilbench.bench.adapters.base import Completion, Request
+from pencilbench.bench.adapters.wrapper import Client, ModelFailure
+from pencilbench.bench.prompts import instruct_prompt, pieces
+from pencilbench.bench.store import ResultStore, Sample
+from pencilbench.generators.pencil import MARKERS, RETURN, Reducer
+from pencilbench.generators.registry import get_task
+from pencilbench.solvers.registry import check_answer
+from pencilbench.solvers.score import Score
 from tqdm import tqdm
-
-from bench.adapters.base import Completion, Request
-from bench.adapters.wrapper import Client, ModelFailure
-from bench.prompts import instruct_prompt, pieces
-from bench.store import ResultStore, Sample
-from generators.pencil import MARKERS, RETURN, Reducer
-from generators.registry import get_task
-from solvers.registry import check_answer
-from solvers.score import Score
 
 MODES = ("direct", "cot", "pencil")
 STYLES = ("compact", "instruct")

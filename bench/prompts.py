@@ -19,8 +19,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from generators.dataset import make_record
-from generators.registry import get_task
+from pencilbench.generators.dataset import make_record
+from pencilbench.generators.registry import get_task
 
 COT_RULES = "Think step by step and write your reasoning before the answer line."
 PENCIL_RULES = (

@@ -7,9 +7,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from generators.dataset import trace_problems
-from generators.registry import get_task
-from solvers.registry import check_answer
+from pencilbench.generators.dataset import trace_problems
+from pencilbench.generators.registry import get_task
+from pencilbench.solvers.registry import check_answer
 
 
 def record_problems(record: Mapping[str, Any]) -> list[str]:

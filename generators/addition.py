@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from generators.answers import answer_span
-from generators.pencil import CALL, MARKERS, TraceWriter
-from generators.task import Task, TaskParams, Trace, knob
+from pencilbench.generators.answers import answer_span
+from pencilbench.generators.pencil import CALL, MARKERS, TraceWriter
+from pencilbench.generators.task import Task, TaskParams, Trace, knob
 
 DIGITS = tuple("0123456789")
 

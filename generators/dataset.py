@@ -17,10 +17,18 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from generators.pencil import MARKERS, replay, strip_markers
-from generators.registry import get_task
-from generators.seeding import MAX_ATTEMPTS, check_seed, check_split, home_split, item_rng, stable_id, stratum
-from generators.task import Task, TaskParams
+from pencilbench.generators.pencil import MARKERS, replay, strip_markers
+from pencilbench.generators.registry import get_task
+from pencilbench.generators.seeding import (
+    MAX_ATTEMPTS,
+    check_seed,
+    check_split,
+    home_split,
+    item_rng,
+    stable_id,
+    stratum,
+)
+from pencilbench.generators.task import Task, TaskParams
 
 FIELDS = ("id", "task", "split", "seed", "index", "params", "problem", "prompt", "question",
           "answer", "cot", "pencil", "stats", "generator_version")

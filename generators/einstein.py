@@ -45,11 +45,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from generators.answers import answer_span
-from generators.einstein_catalogue import CATEGORIES, CATEGORY_OF, clue_sentence, display_aliases, person
-from generators.pencil import MARKERS, TraceWriter
-from generators.task import Task, TaskParams, Trace, knob
+from pencilbench.generators.answers import answer_span
+from pencilbench.generators.einstein_catalogue import CATEGORIES, CATEGORY_OF, clue_sentence, display_aliases, person
+from pencilbench.generators.pencil import MARKERS, TraceWriter
+from pencilbench.generators.task import Task, TaskParams, Trace, knob
 
 KINDS = ("same", "not_same", "left", "right", "next_to", "left_of", "right_of", "at", "not_at")
 # Kinds that fix positions up to mirroring; without one of them no puzzle is ever unique.

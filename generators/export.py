@@ -19,9 +19,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from generators.dataset import FIELDS
-from generators.pencil import segments
+from pencilbench.generators.dataset import FIELDS
+from pencilbench.generators.pencil import segments
 
 JSON_FIELDS = ("params", "problem", "stats")
 RECORD_SCHEMA = pa.schema(

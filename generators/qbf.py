@@ -36,11 +36,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from generators.answers import answer_span
-from generators.pencil import MARKERS, TraceWriter
-from generators.sat import clause_lines, clause_tokens, false_masks
-from generators.task import Task, TaskParams, Trace, knob
+from pencilbench.generators.answers import answer_span
+from pencilbench.generators.pencil import MARKERS, TraceWriter
+from pencilbench.generators.sat import clause_lines, clause_tokens, false_masks
+from pencilbench.generators.task import Task, TaskParams, Trace, knob
 
 TRUE, FALSE, QUERY = "True", "False", "?"
 QUANTIFIER_TOKENS = {"e": "E", "a": "A"}

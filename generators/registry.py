@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from generators import addition, einstein, phop, qbf, sat
-from generators.task import Task
+from pencilbench.generators import addition, einstein, phop, qbf, sat
+from pencilbench.generators.task import Task
 
 TASKS: dict[str, Task] = {
     task.name: task

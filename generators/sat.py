@@ -41,11 +41,10 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from pencilbench.generators.answers import answer_span
+from pencilbench.generators.pencil import MARKERS, TraceWriter
+from pencilbench.generators.task import Task, TaskParams, Trace, knob
 from pysat.solvers import Solver
-
-from generators.answers import answer_span
-from generators.pencil import MARKERS, TraceWriter
-from generators.task import Task, TaskParams, Trace, knob
 
 SAT, UNSAT, CONFLICT, QUERY = "SAT", "UNSAT", "conflict", "?"
 MAX_DRAWS = 5000  # formulas drawn for one label before the size is declared unworkable

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-
-from generators.pencil import replay, strip_markers
-from reports.document import PLOTS_DIR, Block, Heading, Image, Paragraph, Table, to_html, to_markdown
-from reports.load import RunData, load_runs
-from reports.plots import (
+from pencilbench.generators.pencil import replay, strip_markers
+from pencilbench.reports.document import PLOTS_DIR, Block, Heading, Image, Paragraph, Table, to_html, to_markdown
+from pencilbench.reports.load import RunData, load_runs
+from pencilbench.reports.plots import (
     ContextTrail,
     LineStyle,
     accuracy_vs_budget,
@@ -28,7 +27,7 @@ from reports.plots import (
     line_styles,
     live_context,
 )
-from reports.tables import (
+from pencilbench.reports.tables import (
     BOOTSTRAP_REPS,
     BOOTSTRAP_SEED,
     Comparison,

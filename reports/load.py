@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-from bench.errors import UserError
-from bench.store import ResultStore, is_run_dir
-from generators.registry import get_task
+from pencilbench.bench.errors import UserError
+from pencilbench.bench.store import ResultStore, is_run_dir
+from pencilbench.generators.registry import get_task
 
 KEY = ("model", "mode", "style", "instance_id")
 

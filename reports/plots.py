@@ -16,8 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, MaxNLocator, NullLocator
-
-from reports.tables import Size, SizeRow, budget_curve, size_axis
+from pencilbench.reports.tables import Size, SizeRow, budget_curve, size_axis
 
 COLOURS = (
     "#1f77b4",

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
-from bench.errors import UserError
-from bench.metrics import accuracy_within, wilson
-from reports.load import RunData
+from pencilbench.bench.errors import UserError
+from pencilbench.bench.metrics import accuracy_within, wilson
+from pencilbench.reports.load import RunData
 
 BOOTSTRAP_SEED = 20250314
 BOOTSTRAP_REPS = 10_000

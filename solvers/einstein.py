@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from pencilbench.solvers.score import Score
 from pysat.solvers import Solver
-
-from solvers.score import Score
 
 # Which (house of a, house of b) pairs each two-value clue allows.
 RELATIONS: Mapping[str, Callable[[int, int], bool]] = {

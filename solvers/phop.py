@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from solvers.score import Score
+from pencilbench.solvers.score import Score
 
 
 def hop_target(sequence: Sequence[str], hops: int) -> str | None:

@@ -15,9 +15,8 @@ from collections.abc import Mapping, Sequence
 from itertools import product
 from typing import Any
 
+from pencilbench.solvers.score import Score
 from pysat.solvers import Solver
-
-from solvers.score import Score
 
 ANSWERS = {True: "True", False: "False"}
 

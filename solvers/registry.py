@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from solvers import addition, einstein, phop, qbf, sat
-from solvers.score import Score
+from pencilbench.solvers import addition, einstein, phop, qbf, sat
+from pencilbench.solvers.score import Score
 
 Oracle = Callable[[Mapping[str, Any], Sequence[str]], Score]
 

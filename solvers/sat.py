@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pencilbench.solvers.score import Score
 from pysat.solvers import Solver
-
-from solvers.score import Score
 
 
 def solve(problem: Mapping[str, Any]) -> list[int] | None:

@@ -1,6 +1,6 @@
 """Walking a gold trace with a next-token policy that sees only the live context."""
 
-from generators.pencil import Reducer
+from pencilbench.generators.pencil import Reducer
 
 
 def assert_policy_reproduces(policy, records):

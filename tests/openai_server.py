@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.adapters.base import Request  # noqa: E402
-from bench.adapters.replay import OracleAdapter  # noqa: E402
-from generators.export import read_records  # noqa: E402
+from pencilbench.bench.adapters.base import Request  # noqa: E402
+from pencilbench.bench.adapters.replay import OracleAdapter  # noqa: E402
+from pencilbench.generators.export import read_records  # noqa: E402
 
 FAULTS = ("500", "429", "timeout", "drop", "badjson", "empty")
 

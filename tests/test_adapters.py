@@ -9,15 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
-
-from bench.adapters import SPECS, AdapterOptions, make_adapter, spec_kind
-from bench.adapters.base import Adapter, AdapterError, Completion, Request
-from bench.adapters.local import CommandAdapter, PythonAdapter
-from bench.adapters.wrapper import CallPolicy, Client, ModelFailure, ResponseCache
-from bench.cli import main
-from bench.errors import UserError
-from generators.dataset import Spec, generate
-from generators.export import write_records
+from pencilbench.bench.adapters import SPECS, AdapterOptions, make_adapter, spec_kind
+from pencilbench.bench.adapters.base import Adapter, AdapterError, Completion, Request
+from pencilbench.bench.adapters.local import CommandAdapter, PythonAdapter
+from pencilbench.bench.adapters.wrapper import CallPolicy, Client, ModelFailure, ResponseCache
+from pencilbench.bench.cli import main
+from pencilbench.bench.errors import UserError
+from pencilbench.generators.dataset import Spec, generate
+from pencilbench.generators.export import write_records
 
 MODELS = Path(__file__).with_name("eval_models.py")
 

@@ -3,8 +3,7 @@
 import json
 
 import pytest
-
-from bench.cli import main
+from pencilbench.bench.cli import main
 
 
 def run(capsys, *argv):
@@ -90,7 +89,7 @@ def test_python_dash_m_bench_works():
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "bench", "tasks"], capture_output=True, text=True, check=False)
+    done = subprocess.run([sys.executable, "-m", "pencilbench", "tasks"], capture_output=True, text=True, check=False)
     assert done.returncode == 0 and "phop" in done.stdout
 
 

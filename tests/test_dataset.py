@@ -4,12 +4,11 @@ import json
 
 import pandas as pd
 import pytest
-
-from generators.dataset import Spec, generate, make_record
-from generators.export import read_records, write_records, write_segments
-from generators.pencil import replay
-from generators.registry import get_task
-from generators.seeding import SPLITS, home_split, problem_hash
+from pencilbench.generators.dataset import Spec, generate, make_record
+from pencilbench.generators.export import read_records, write_records, write_segments
+from pencilbench.generators.pencil import replay
+from pencilbench.generators.registry import get_task
+from pencilbench.generators.seeding import SPLITS, home_split, problem_hash
 
 
 def test_items_are_random_access():
@@ -108,7 +107,7 @@ def test_ids_are_unique_and_name_the_stream():
 
 
 def test_strata_spread_evenly_over_any_run_of_items():
-    from generators.seeding import stratum
+    from pencilbench.generators.seeding import stratum
 
     places = [stratum("sat", "{}", "train", 7, i) for i in range(5000)]
     for start, length in ((0, 2000), (1234, 2000), (3000, 200)):

@@ -3,12 +3,11 @@
 import json
 
 import pytest
-
-from bench.cli import main
-from generators.dataset import Spec, generate, trace_problems
-from solvers import qbf as qbf_oracle
-from solvers import sat as sat_oracle
-from solvers.dimacs import (
+from pencilbench.bench.cli import main
+from pencilbench.generators.dataset import Spec, generate, trace_problems
+from pencilbench.solvers import qbf as qbf_oracle
+from pencilbench.solvers import sat as sat_oracle
+from pencilbench.solvers.dimacs import (
     DimacsError,
     parse_cnf,
     parse_qdimacs,

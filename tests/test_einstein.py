@@ -12,12 +12,11 @@ from functools import cache
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from generators.dataset import Spec, generate, trace_problems
-from generators.einstein import KINDS, TASK, set_token
-from generators.pencil import CALL, MARKERS, RETURN, SEP, Reducer
-from solvers.einstein import gold_answer, grade, solutions
-from solvers.registry import check_answer
+from pencilbench.generators.dataset import Spec, generate, trace_problems
+from pencilbench.generators.einstein import KINDS, TASK, set_token
+from pencilbench.generators.pencil import CALL, MARKERS, RETURN, SEP, Reducer
+from pencilbench.solvers.einstein import gold_answer, grade, solutions
+from pencilbench.solvers.registry import check_answer
 
 # (houses, attributes) -> instances checked against the oracle; fewer at 6x6 for time.
 COUNTS = {(2, 2): 300, (3, 3): 300, (4, 4): 300, (5, 5): 200, (6, 6): 100, (2, 6): 100, (6, 3): 100,

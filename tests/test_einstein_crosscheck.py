@@ -6,9 +6,8 @@ solution. It is too slow to be the oracle at large sizes, which is why it only c
 
 import pytest
 from constraint import AllDifferentConstraint, Problem
-
-from generators.dataset import Spec, generate
-from solvers.einstein import solutions
+from pencilbench.generators.dataset import Spec, generate
+from pencilbench.solvers.einstein import solutions
 
 # Written out again here, from the clue definitions, so the two solvers share nothing.
 HOUSES_ALLOWED = {

@@ -8,17 +8,16 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from bench.adapters import AdapterOptions, make_adapter
-from bench.adapters.base import Completion, Request
-from bench.adapters.local import PythonAdapter
-from bench.adapters.wrapper import CallPolicy, Client
-from bench.harness import MODES, STYLES, EvalConfig, default_max_tokens, evaluate, run_sample
-from bench.prompts import instruct_prompt, pieces, worked_example
-from bench.store import ResultStore
-from generators.dataset import Spec, generate, make_record
-from generators.pencil import MARKERS, RETURN, replay
-from generators.registry import TASKS, get_task
+from pencilbench.bench.adapters import AdapterOptions, make_adapter
+from pencilbench.bench.adapters.base import Completion, Request
+from pencilbench.bench.adapters.local import PythonAdapter
+from pencilbench.bench.adapters.wrapper import CallPolicy, Client
+from pencilbench.bench.harness import MODES, STYLES, EvalConfig, default_max_tokens, evaluate, run_sample
+from pencilbench.bench.prompts import instruct_prompt, pieces, worked_example
+from pencilbench.bench.store import ResultStore
+from pencilbench.generators.dataset import Spec, generate, make_record
+from pencilbench.generators.pencil import MARKERS, RETURN, replay
+from pencilbench.generators.registry import TASKS, get_task
 
 PER_SIZE = 3
 

@@ -7,10 +7,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from bench.adapters.base import Request  # noqa: E402
-from bench.adapters.hf import HFAdapter  # noqa: E402
-from bench.train.presets import Preset, model_config  # noqa: E402
-from bench.train.tokenizer import build_tokenizer  # noqa: E402
+from pencilbench.bench.adapters.base import Request  # noqa: E402
+from pencilbench.bench.adapters.hf import HFAdapter  # noqa: E402
+from pencilbench.bench.train.presets import Preset, model_config  # noqa: E402
+from pencilbench.bench.train.tokenizer import build_tokenizer  # noqa: E402
 
 WORDS = [*"0123456789", "+", "=", "@0", "@1", "#1"]
 

@@ -8,9 +8,8 @@ a token sequence that reads two ways.
 
 import pytest
 from live_policy import assert_policy_reproduces
-
-from generators.dataset import Spec, generate
-from generators.pencil import CALL, RETURN, SEP
+from pencilbench.generators.dataset import Spec, generate
+from pencilbench.generators.pencil import CALL, RETURN, SEP
 
 
 def addition_next(prompt: list[str], live: list[str]) -> str:

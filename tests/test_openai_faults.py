@@ -11,14 +11,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-from bench.adapters.openai import OpenAIAdapter
-from bench.adapters.wrapper import CallPolicy, Client
-from bench.cli import main
-from bench.harness import EvalConfig, default_max_tokens, evaluate
-from bench.store import ResultStore
-from generators.dataset import Spec, generate
-from generators.export import write_records
+from pencilbench.bench.adapters.openai import OpenAIAdapter
+from pencilbench.bench.adapters.wrapper import CallPolicy, Client
+from pencilbench.bench.cli import main
+from pencilbench.bench.harness import EvalConfig, default_max_tokens, evaluate
+from pencilbench.bench.store import ResultStore
+from pencilbench.generators.dataset import Spec, generate
+from pencilbench.generators.export import write_records
 
 SERVER = Path(__file__).with_name("openai_server.py")
 

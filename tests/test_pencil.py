@@ -2,8 +2,7 @@
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from generators.pencil import (
+from pencilbench.generators.pencil import (
     CALL,
     RETURN,
     SEP,

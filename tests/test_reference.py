@@ -3,10 +3,9 @@
 from pathlib import Path
 
 import pytest
-
-from generators.dataset import Spec, generate
-from generators.export import read_records, write_records
-from generators.registry import TASKS
+from pencilbench.generators.dataset import Spec, generate
+from pencilbench.generators.export import read_records, write_records
+from pencilbench.generators.registry import TASKS
 
 REFERENCE = Path(__file__).resolve().parent.parent / "data" / "reference"
 

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pencilbench.reports.build import build_report
 from PIL import Image
 from test_reports import make_run, standard_outcomes, suite
-
-from reports.build import build_report
 
 # Put first in the <head> of a copy of the page: once everything has loaded, it records on <body>
 # how many images decoded and every error the page raised (resource errors arrive in the

@@ -10,16 +10,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from pencilbench.bench.cli import main
+from pencilbench.bench.metrics import wilson
+from pencilbench.bench.store import ResultStore, Sample
+from pencilbench.generators.dataset import Spec, generate
+from pencilbench.generators.pencil import replay, strip_markers
+from pencilbench.reports.build import build_report
+from pencilbench.reports.load import load_runs
+from pencilbench.reports.tables import (
+    budget_curve,
+    compare,
+    leaderboard,
+    macro_interval,
+    size_axis,
+    sizes,
+    solved_within,
+)
 from PIL import Image as PILImage
-
-from bench.cli import main
-from bench.metrics import wilson
-from bench.store import ResultStore, Sample
-from generators.dataset import Spec, generate
-from generators.pencil import replay, strip_markers
-from reports.build import build_report
-from reports.load import load_runs
-from reports.tables import budget_curve, compare, leaderboard, macro_interval, size_axis, sizes, solved_within
 
 SIZES = {
     "addition": ({"operands": 2, "digits": 5}, {"operands": 8, "digits": 3}),
@@ -151,7 +158,7 @@ def test_overlapping_intervals_are_marked_not_separable(run: Path) -> None:
 
 
 def test_macro_interval_uses_effective_sample_size() -> None:
-    from reports.tables import Score
+    from pencilbench.reports.tables import Score
 
     equal = [Score(20, 10, 0.5, 0, 1), Score(20, 15, 0.75, 0, 1)]
     assert macro_interval(equal) == pytest.approx((0.625, *wilson(25, 40)))
@@ -195,7 +202,7 @@ def test_paired_bootstrap_is_seeded_and_brackets_the_difference(run: Path) -> No
 
 
 def test_compare_rejects_unknown_or_identical_entries(run: Path) -> None:
-    from bench.errors import UserError
+    from pencilbench.bench.errors import UserError
 
     data = load_runs([run])
     with pytest.raises(UserError, match="no entry 'nobody:cot'.*oracle:pencil"):
@@ -285,7 +292,7 @@ def test_all_wrong_or_all_right_entries_plot(tmp_path: Path, records: list[dict]
 
 
 def test_live_context_prefers_an_instance_with_a_recorded_run(tmp_path: Path, records: list[dict]) -> None:
-    from reports.build import _chosen_instance
+    from pencilbench.reports.build import _chosen_instance
 
     phop = [r for r in records if r["task"] == "phop"]
     longest = min(phop, key=lambda r: (-r["stats"]["cot_tokens"], r["id"]))
@@ -380,8 +387,8 @@ def test_quickstart_ends_with_the_report(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_a_new_report_removes_figures_an_earlier_one_left(tmp_path):
-    from bench.cli import main
-    from reports.build import build_report
+    from pencilbench.bench.cli import main
+    from pencilbench.reports.build import build_report
 
     run = tmp_path / "run"
     data = tmp_path / "d.jsonl"

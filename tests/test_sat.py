@@ -6,12 +6,11 @@ import json
 import numpy as np
 import pytest
 from live_policy import assert_policy_reproduces
-
-from generators.dataset import Spec, generate, trace_problems
-from generators.pencil import CALL, RETURN, SEP
-from generators.registry import get_task
-from solvers import sat as oracle
-from solvers.registry import check_answer
+from pencilbench.generators.dataset import Spec, generate, trace_problems
+from pencilbench.generators.pencil import CALL, RETURN, SEP
+from pencilbench.generators.registry import get_task
+from pencilbench.solvers import sat as oracle
+from pencilbench.solvers.registry import check_answer
 
 COUNT = 2000
 TASK = get_task("sat")

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from bench.cli import main
-from bench.metrics import accuracy_within, budgets, summarize, wilson
-from bench.store import ResultStore, Sample
-from generators.dataset import Spec, generate
-from generators.export import write_records
+from pencilbench.bench.cli import main
+from pencilbench.bench.metrics import accuracy_within, budgets, summarize, wilson
+from pencilbench.bench.store import ResultStore, Sample
+from pencilbench.generators.dataset import Spec, generate
+from pencilbench.generators.export import write_records
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -113,7 +112,7 @@ def test_sigkill_mid_run_loses_and_duplicates_nothing(dataset, tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
 
     def command(run_dir, model):
-        return [sys.executable, "-m", "bench", "eval", "--data", str(path), "--model", model,
+        return [sys.executable, "-m", "pencilbench", "eval", "--data", str(path), "--model", model,
                 "--mode", "direct", "--run-dir", str(run_dir), "--quiet"]
 
     killed = tmp_path / "killed"

@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
-
-from generators.dataset import Spec, generate, trace_problems
-from generators.registry import TASKS, get_task
-from solvers.phop import hop_target
-from solvers.registry import check_answer
+from pencilbench.generators.dataset import Spec, generate, trace_problems
+from pencilbench.generators.registry import TASKS, get_task
+from pencilbench.solvers.phop import hop_target
+from pencilbench.solvers.registry import check_answer
 
 SIZES = [
     ("addition", {"operands": 2, "digits": 1}),

@@ -9,18 +9,17 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from pencilbench.bench.adapters import make_adapter  # noqa: E402
+from pencilbench.bench.cli import main  # noqa: E402
+from pencilbench.bench.errors import UserError  # noqa: E402
+from pencilbench.bench.store import ResultStore  # noqa: E402
+from pencilbench.bench.train.data import build_examples, collate, epoch_batches, record_token_examples  # noqa: E402
+from pencilbench.bench.train.loop import TrainConfig, train  # noqa: E402
+from pencilbench.bench.train.tokenizer import EOS, build_tokenizer, dataset_vocabulary  # noqa: E402
+from pencilbench.generators.dataset import Spec, generate  # noqa: E402
+from pencilbench.generators.export import write_records  # noqa: E402
+from pencilbench.generators.registry import get_task  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
-
-from bench.adapters import make_adapter  # noqa: E402
-from bench.cli import main  # noqa: E402
-from bench.errors import UserError  # noqa: E402
-from bench.store import ResultStore  # noqa: E402
-from bench.train.data import build_examples, collate, epoch_batches, record_token_examples  # noqa: E402
-from bench.train.loop import TrainConfig, train  # noqa: E402
-from bench.train.tokenizer import EOS, build_tokenizer, dataset_vocabulary  # noqa: E402
-from generators.dataset import Spec, generate  # noqa: E402
-from generators.export import write_records  # noqa: E402
-from generators.registry import get_task  # noqa: E402
 
 torch.set_num_threads(1)  # a 1M-parameter model gains nothing from more, and loses when cores are shared
 

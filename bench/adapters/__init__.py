@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench.adapters.base import Adapter, AdapterError, Completion, Request
-from bench.errors import UserError
+from pencilbench.bench.adapters.base import Adapter, AdapterError, Completion, Request
+from pencilbench.bench.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -35,31 +35,31 @@ class AdapterOptions:
 
 
 def _oracle(rest: str, options: AdapterOptions) -> Adapter:
-    from bench.adapters.replay import OracleAdapter
+    from pencilbench.bench.adapters.replay import OracleAdapter
 
     return OracleAdapter(options.records, options.mode, options.style)
 
 
 def _random(rest: str, options: AdapterOptions) -> Adapter:
-    from bench.adapters.replay import RandomAdapter
+    from pencilbench.bench.adapters.replay import RandomAdapter
 
     return RandomAdapter(options.records, options.style, options.seed)
 
 
 def _python(rest: str, options: AdapterOptions) -> Adapter:
-    from bench.adapters.local import PythonAdapter
+    from pencilbench.bench.adapters.local import PythonAdapter
 
     return PythonAdapter(rest)
 
 
 def _cmd(rest: str, options: AdapterOptions) -> Adapter:
-    from bench.adapters.local import CommandAdapter
+    from pencilbench.bench.adapters.local import CommandAdapter
 
     return CommandAdapter(rest)
 
 
 def _openai(rest: str, options: AdapterOptions) -> Adapter:
-    from bench.adapters.openai import OpenAIAdapter
+    from pencilbench.bench.adapters.openai import OpenAIAdapter
 
     if not options.base_url:
         raise UserError("openai models need --base-url, e.g. --base-url http://127.0.0.1:8000/v1")
@@ -69,7 +69,7 @@ def _openai(rest: str, options: AdapterOptions) -> Adapter:
 
 def _hf(rest: str, options: AdapterOptions) -> Adapter:
     try:
-        module = importlib.import_module("bench.adapters.hf")
+        module = importlib.import_module("pencilbench.bench.adapters.hf")
     except ImportError as error:
         raise UserError("hf models need the optional extra: "
                         f"pip install 'torch==2.13.0' 'pencilbench[train]' ({error})") from None

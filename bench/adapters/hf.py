@@ -17,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pencilbench.bench.adapters.base import Completion, Request
+from pencilbench.bench.errors import UserError
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 from transformers.utils import logging as hf_logging
-
-from bench.adapters.base import Completion, Request
-from bench.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from bench.adapters.base import AdapterError, Completion, Request
-from bench.errors import UserError
+from pencilbench.bench.adapters.base import AdapterError, Completion, Request
+from pencilbench.bench.errors import UserError
 
 
 def completion_from(data: Any, request: Request) -> Completion:

@@ -26,8 +26,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from bench.adapters.base import AdapterError, Completion, Request
-from bench.errors import UserError
+from pencilbench.bench.adapters.base import AdapterError, Completion, Request
+from pencilbench.bench.errors import UserError
 
 RETRYABLE_HTTP = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 

@@ -15,11 +15,10 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-
-from bench.adapters.base import AdapterError, Completion, Request
-from bench.prompts import answer_line, pieces
-from generators.pencil import RETURN, Reducer
-from generators.seeding import stable_id
+from pencilbench.bench.adapters.base import AdapterError, Completion, Request
+from pencilbench.bench.prompts import answer_line, pieces
+from pencilbench.generators.pencil import RETURN, Reducer
+from pencilbench.generators.seeding import stable_id
 
 
 def _capped(tokens: Sequence[str], request: Request, stop: str | None, tail: str = "") -> Completion:

@@ -20,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.adapters.base import Adapter, AdapterError, Completion, Request
+from pencilbench.bench.adapters.base import Adapter, AdapterError, Completion, Request
 
 
 @dataclass(frozen=True)

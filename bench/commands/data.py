@@ -7,19 +7,18 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
 
+from pencilbench.bench.errors import UserError
+from pencilbench.bench.tables import format_table
+from pencilbench.bench.verify import size_label, summarize
+from pencilbench.generators.dataset import Spec, generate, record_from_problem
+from pencilbench.generators.export import check_format, read_records, write_records, write_segments
+from pencilbench.generators.pencil import RETURN, Reducer
+from pencilbench.generators.registry import TASKS, get_task
+from pencilbench.generators.seeding import SPLITS, check_seed, check_split
+from pencilbench.generators.task import describe_knobs
+from pencilbench.solvers import sat as sat_oracle
+from pencilbench.solvers.dimacs import read_cnf, read_folder
 from tqdm import tqdm
-
-from bench.errors import UserError
-from bench.tables import format_table
-from bench.verify import size_label, summarize
-from generators.dataset import Spec, generate, record_from_problem
-from generators.export import check_format, read_records, write_records, write_segments
-from generators.pencil import RETURN, Reducer
-from generators.registry import TASKS, get_task
-from generators.seeding import SPLITS, check_seed, check_split
-from generators.task import describe_knobs
-from solvers import sat as sat_oracle
-from solvers.dimacs import read_cnf, read_folder
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -17,16 +17,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.adapters import REMOTE, AdapterOptions, make_adapter, spec_kind
-from bench.adapters.wrapper import CallPolicy, Client, ResponseCache
-from bench.errors import UserError
-from bench.harness import MODES, STYLES, EvalConfig, RunSummary, default_max_tokens, evaluate
-from bench.metrics import summarize
-from bench.store import ResultStore
-from bench.tables import format_table
-from generators import __version__
-from generators.export import read_records
-from generators.registry import get_task
+from pencilbench.bench.adapters import REMOTE, AdapterOptions, make_adapter, spec_kind
+from pencilbench.bench.adapters.wrapper import CallPolicy, Client, ResponseCache
+from pencilbench.bench.errors import UserError
+from pencilbench.bench.harness import MODES, STYLES, EvalConfig, RunSummary, default_max_tokens, evaluate
+from pencilbench.bench.metrics import summarize
+from pencilbench.bench.store import ResultStore
+from pencilbench.bench.tables import format_table
+from pencilbench.generators import __version__
+from pencilbench.generators.export import read_records
+from pencilbench.generators.registry import get_task
 
 # Settings that change results: a run directory keeps one value per (model, mode, style).
 # ``max_tokens`` is the budget asked for (``None``: the default, which follows the dataset,

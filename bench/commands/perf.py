@@ -7,10 +7,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from bench.tables import format_table
-from generators.dataset import Spec, generate
-from generators.pencil import replay
-from generators.registry import TASKS, get_task
+from pencilbench.bench.tables import format_table
+from pencilbench.generators.dataset import Spec, generate
+from pencilbench.generators.pencil import replay
+from pencilbench.generators.registry import TASKS, get_task
 
 
 def register(commands: argparse._SubParsersAction) -> None:

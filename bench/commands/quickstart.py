@@ -11,16 +11,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pencilbench.bench.commands.data import summary_table
+from pencilbench.bench.commands.eval import evaluate_builtins
+from pencilbench.bench.commands.report import write_report
+from pencilbench.bench.errors import UserError
+from pencilbench.bench.verify import summarize
+from pencilbench.generators.dataset import Spec, generate
+from pencilbench.generators.export import read_records, write_records
+from pencilbench.generators.registry import TASKS
 from tqdm import tqdm
-
-from bench.commands.data import summary_table
-from bench.commands.eval import evaluate_builtins
-from bench.commands.report import write_report
-from bench.errors import UserError
-from bench.verify import summarize
-from generators.dataset import Spec, generate
-from generators.export import read_records, write_records
-from generators.registry import TASKS
 
 QUICKSTART_DIR = Path("data/out/quickstart")
 

@@ -39,7 +39,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def write_report(runs: list[Path], out: Path, comparisons: list[tuple[str, str]] = ()) -> Path:
     """Write the report and print where it is; returns the HTML page's path."""
-    from reports.build import build_report
+    from pencilbench.reports.build import build_report
 
     files = build_report(runs, out, comparisons)
     print(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench.errors import UserError
+from pencilbench.bench.errors import UserError
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -70,7 +70,7 @@ def _set_threads(threads: int | None) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     _set_threads(args.threads)
-    from bench.train.loop import TrainConfig, train
+    from pencilbench.bench.train.loop import TrainConfig, train
 
     config = TrainConfig(data=tuple(args.data), format=args.format, preset=args.preset, context=args.context,
                          out=args.out, steps=args.steps, device=args.device, seed=args.seed,
@@ -78,7 +78,7 @@ def run_train(args: argparse.Namespace) -> int:
                          eval_every=args.eval_every)
     evaluate = None
     if args.eval_data:
-        from bench.train.evaluate import harness_evaluator
+        from pencilbench.bench.train.evaluate import harness_evaluator
 
         evaluate = harness_evaluator(args.eval_data, config, limit=args.eval_limit)
     result = train(config, evaluate=evaluate)
@@ -90,8 +90,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_decode_speed(args: argparse.Namespace) -> int:
     _set_threads(args.threads)
-    from bench.train.speed import decode_speed
-    from generators.export import read_records
+    from pencilbench.bench.train.speed import decode_speed
+    from pencilbench.generators.export import read_records
 
     if min(args.limit, args.batch, args.repeats) < 1:
         raise UserError("--limit, --batch and --repeats must be >= 1")

@@ -21,9 +21,8 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from bench.train.tokenizer import BOS, EOS
-from generators.pencil import segments
+from pencilbench.bench.train.tokenizer import BOS, EOS
+from pencilbench.generators.pencil import segments
 
 FORMATS = ("cot", "pencil")
 IGNORE = -100  # label of a position without loss

@@ -12,15 +12,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.adapters.hf import HFAdapter
-from bench.adapters.wrapper import CallPolicy, Client
-from bench.errors import UserError
-from bench.harness import EvalConfig, default_max_tokens, evaluate
-from bench.metrics import summarize
-from bench.store import ResultStore
-from bench.train.loop import Evaluator, TrainConfig
-from generators import __version__
-from generators.export import read_records
+from pencilbench.bench.adapters.hf import HFAdapter
+from pencilbench.bench.adapters.wrapper import CallPolicy, Client
+from pencilbench.bench.errors import UserError
+from pencilbench.bench.harness import EvalConfig, default_max_tokens, evaluate
+from pencilbench.bench.metrics import summarize
+from pencilbench.bench.store import ResultStore
+from pencilbench.bench.train.loop import Evaluator, TrainConfig
+from pencilbench.generators import __version__
+from pencilbench.generators.export import read_records
 
 
 def harness_evaluator(path: str, config: TrainConfig, *, limit: int = 64, batch: int = 16) -> Evaluator:

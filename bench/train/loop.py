@@ -24,15 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pencilbench.bench.errors import UserError
+from pencilbench.bench.train.data import FORMATS, Examples, build_examples, collate, epoch_batches
+from pencilbench.bench.train.presets import build_model, get_preset
+from pencilbench.bench.train.tokenizer import build_tokenizer, dataset_vocabulary
+from pencilbench.generators.export import read_records
 from tqdm import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as hf_logging
-
-from bench.errors import UserError
-from bench.train.data import FORMATS, Examples, build_examples, collate, epoch_batches
-from bench.train.presets import build_model, get_preset
-from bench.train.tokenizer import build_tokenizer, dataset_vocabulary
-from generators.export import read_records
 
 CHECKPOINT = "checkpoint"
 STATE = "state.pt"

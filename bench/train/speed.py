@@ -10,10 +10,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench.adapters.hf import HFAdapter
-from bench.adapters.wrapper import CallPolicy, Client
-from bench.harness import EvalConfig, default_max_tokens, evaluate
-from bench.store import ResultStore
+from pencilbench.bench.adapters.hf import HFAdapter
+from pencilbench.bench.adapters.wrapper import CallPolicy, Client
+from pencilbench.bench.harness import EvalConfig, default_max_tokens, evaluate
+from pencilbench.bench.store import ResultStore
 
 
 @dataclass(frozen=True)
