@@ -20,10 +20,12 @@ sample ends with status ``token_limit`` or ``context_overflow``. Nothing is trun
 fit; such samples count as wrong. The peak context of an overflowing sample includes the
 token that went over, and a prompt longer than ``max_context`` overflows without a call.
 
-Answers. Compact style: direct takes the whole output; cot takes its last ``len(gold
-answer)`` tokens (a compact chain of thought ends with its answer and has no delimiter);
-pencil takes the final reduced output. An empty answer, or one with a token outside the
-task's declared vocabulary for the size (markers excluded), is a parse failure. Instruct
+Answers. Compact style: direct takes the whole output; cot takes every token after the one
+``[ANSWER]`` of the output, and pencil every token after the one ``[ANSWER]`` of the final
+reduced output (``generators.pencil.final_answer``: no ``[ANSWER]``, two of them, or
+nothing after it is a parse failure). An empty answer, or one with a token outside the
+task's declared vocabulary for the size (markers and ``[ANSWER]`` excluded), is a parse
+failure. Instruct
 style: the task's ``parse_answer`` on the final (reduced) text, which strips ``<think>``
 blocks; no answer, or a parser that raises, is a parse failure.
 
@@ -53,7 +55,7 @@ from pencilbench.bench.adapters.base import Completion, Request
 from pencilbench.bench.adapters.wrapper import Client, ModelFailure
 from pencilbench.bench.prompts import instruct_prompt, pieces
 from pencilbench.bench.store import ResultStore, Sample
-from pencilbench.generators.pencil import MARKERS, RETURN, Reducer
+from pencilbench.generators.pencil import RETURN, SPECIAL_TOKENS, Reducer, final_answer
 from pencilbench.generators.registry import get_task
 from pencilbench.solvers.registry import check_answer
 from pencilbench.solvers.score import Score
@@ -123,19 +125,15 @@ def _follow(gold: Sequence[str], matched: int, tokens: Sequence[str]) -> tuple[i
 
 @functools.lru_cache(maxsize=256)
 def _answer_vocabulary(task_name: str, params_key: str) -> frozenset[str]:
-    """Tokens an answer of this size may use: the task's vocabulary without the markers."""
+    """Tokens an answer of this size may use: the task's vocabulary without the markers
+    and ``[ANSWER]``."""
     task = get_task(task_name)
-    return frozenset(task.vocabulary(task.params(json.loads(params_key)))) - frozenset(MARKERS)
+    return frozenset(task.vocabulary(task.params(json.loads(params_key)))) - frozenset(SPECIAL_TOKENS)
 
 
-def _compact_answer(mode: str, live: Sequence[str], gold: Sequence[str],
-                    vocabulary: frozenset[str]) -> tuple[str, ...] | None:
-    if mode == "cot":
-        if len(live) < len(gold):
-            return None
-        answer = tuple(live[len(live) - len(gold):])
-    else:
-        answer = tuple(live)
+def _compact_answer(mode: str, live: Sequence[str], vocabulary: frozenset[str]) -> tuple[str, ...] | None:
+    """The answer of a compact output: all of it (direct), or all after its one ``[ANSWER]``."""
+    answer = tuple(live) if mode == "direct" else final_answer(live)
     if not answer or not vocabulary.issuperset(answer):
         return None
     return answer
@@ -157,7 +155,6 @@ def run_sample(record: Mapping[str, Any], config: EvalConfig, model: str,
         prompt = instruct_prompt(record, mode)
         prompt_len = weigh(prompt) if weigh is not None else len(pieces(prompt))
         split = pieces
-    gold_answer = record["answer"].split()
     gold = record["pencil"].split() if mode == "pencil" else record["cot"].split() if mode == "cot" else []
     stop = (RETURN,) if mode == "pencil" else ()
     max_tokens = config.max_tokens
@@ -233,7 +230,7 @@ def run_sample(record: Mapping[str, Any], config: EvalConfig, model: str,
     answer: tuple[str, ...] | None = None
     if status == OK:
         if compact:
-            answer = _compact_answer(mode, live, gold_answer, _answer_vocabulary(task.name, params.key()))
+            answer = _compact_answer(mode, live, _answer_vocabulary(task.name, params.key()))
         else:
             try:
                 answer = task.parse_answer(params, record["problem"], output)

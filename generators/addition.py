@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from pencilbench.generators.answers import answer_span
-from pencilbench.generators.pencil import CALL, MARKERS, TraceWriter
+from pencilbench.generators.pencil import CALL, SPECIAL_TOKENS, TraceWriter
 from pencilbench.generators.task import Task, TaskParams, Trace, knob
 
 DIGITS = tuple("0123456789")
@@ -40,7 +40,7 @@ def _digit_tokens(value: int) -> tuple[str, ...]:
 
 class Addition(Task):
     name = "addition"
-    version = 2
+    version = 3
     Params = AdditionParams
     summary = "sum of k operands of d digits, column by column with carries"
     quickstart_sizes = ({"operands": 2, "digits": 5}, {"operands": 8, "digits": 3})
@@ -96,7 +96,7 @@ class Addition(Task):
                 out.ret(digit)
                 break
         answer = _digit_tokens(int("".join(reversed(written))))
-        out.ret(*answer)
+        out.answer(*answer)
         return Trace(tuple(out.tokens), answer)
 
     def parse_answer(self, params: AdditionParams, problem: Mapping[str, Any], text: str) -> tuple[str, ...] | None:
@@ -111,7 +111,7 @@ class Addition(Task):
     def vocabulary(self, params: AdditionParams) -> tuple[str, ...]:
         columns = tuple(f"@{j}" for j in range(params.columns() + 1))
         operands = tuple(f"#{i}" for i in range(1, params.operands + 2))
-        return (*MARKERS, *DIGITS, "+", "=", *columns, *operands)
+        return (*SPECIAL_TOKENS, *DIGITS, "+", "=", *columns, *operands)
 
 
 _NUMBER = re.compile(r"\d(?:[\d,]|\s(?=\d))*")

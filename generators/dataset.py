@@ -17,7 +17,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from pencilbench.generators.pencil import MARKERS, replay, strip_markers
+from pencilbench.generators.pencil import ANSWER, SPECIAL_TOKENS, final_answer, replay, strip_markers
 from pencilbench.generators.registry import get_task
 from pencilbench.generators.seeding import (
     MAX_ATTEMPTS,
@@ -112,17 +112,19 @@ def trace_problems(record: Mapping[str, Any]) -> list[str]:
     prompt, pencil = record["prompt"].split(), record["pencil"].split()
     answer, cot = record["answer"].split(), record["cot"].split()
     found = []
-    if any(token in MARKERS for token in prompt):
-        found.append("the prompt holds a marker")
+    if any(token in SPECIAL_TOKENS for token in prompt):
+        found.append("the prompt holds a marker or [ANSWER]")
     run = replay(prompt, pencil)
     if run.fault is not None:
         found.append(f"protocol error {run.fault.error.value} at token {run.fault.position}")
-    if list(run.final) != answer:
-        found.append("reducing the PENCIL trace does not leave exactly the answer")
+    if not answer or any(token in SPECIAL_TOKENS for token in answer):
+        found.append("the answer is empty or holds a marker or [ANSWER]")
+    if list(run.final) != [ANSWER, *answer]:
+        found.append("reducing the PENCIL trace does not leave exactly [ANSWER] and the answer")
     if cot != strip_markers(pencil):
         found.append("the CoT is not the PENCIL trace without its markers")
-    if not answer or cot[len(cot) - len(answer):] != answer:
-        found.append("the CoT does not end with the answer")
+    if final_answer(cot) != tuple(answer):
+        found.append("the CoT does not end with its one [ANSWER] and the answer")
     stats = record["stats"]
     expected = {"prompt_tokens": len(prompt), "cot_tokens": len(cot), "pencil_tokens": len(pencil),
                 "pencil_max_context": run.peak_context, "reductions": run.reductions}

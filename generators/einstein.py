@@ -25,7 +25,8 @@ branches: the value with fewest candidates (first in prompt order) tries its low
 in a child frame ``[CALL] value house``.
 A child that meets an empty set returns the verdict ``value house x``; the parent then
 removes that house from the value's set (a tail call to the new summary) and carries on.
-A child that solves the puzzle returns the answer, which every open frame passes up.
+A child that solves the puzzle returns the answer, which every open frame passes up; the
+root frame returns it after ``[ANSWER]``.
 
 **Answer.** For ``who owns X`` the asked value, then the grid house by house:
 ``h1 <values in attribute order> h2 ...``; for the grid question the grid alone.
@@ -47,7 +48,7 @@ from typing import Any
 import numpy as np
 from pencilbench.generators.answers import answer_span
 from pencilbench.generators.einstein_catalogue import CATEGORIES, CATEGORY_OF, clue_sentence, display_aliases, person
-from pencilbench.generators.pencil import MARKERS, TraceWriter
+from pencilbench.generators.pencil import SPECIAL_TOKENS, TraceWriter
 from pencilbench.generators.task import Task, TaskParams, Trace, knob
 
 KINDS = ("same", "not_same", "left", "right", "next_to", "left_of", "right_of", "at", "not_at")
@@ -384,7 +385,7 @@ def _random_clue(r: random.Random, code: int, grid: list[list[int]], n: int, m: 
 
 class Einstein(Task):
     name = "einstein"
-    version = 1
+    version = 2
     Params = EinsteinParams
     summary = "zebra puzzle: N houses x M attributes, clues of nine kinds, unique solution"
     quickstart_sizes = ({"houses": 3, "attributes": 3}, {"houses": 4, "attributes": 4})
@@ -513,7 +514,7 @@ class Einstein(Task):
         sets = tuple(_SET_TOKENS[mask] for mask in range(1, 1 << params.houses))
         clue_ids = tuple(f"c{i}" for i in range(1, params.max_clues() + 1))
         values = tuple(value for values in CATEGORIES.values() for value in values)
-        return (*MARKERS, STATE, FAIL, QUERY, GRID, *KINDS, *CATEGORIES, *values, *sets, *clue_ids)
+        return (*SPECIAL_TOKENS, STATE, FAIL, QUERY, GRID, *KINDS, *CATEGORIES, *values, *sets, *clue_ids)
 
 
 def _clue_object(code: int, a: str, b: str, bit: int) -> dict[str, Any]:
@@ -573,6 +574,7 @@ class _Solver:
     def _solve(self, label: tuple[str, ...], sets: list[int]) -> list[int] | None:
         """Run rounds in the open frame labelled ``label``; close it with the answer or a verdict."""
         out, values, n = self.out, self.values, self.n
+        solved_by = out.ret if label else out.answer  # the root frame states the final answer
         while True:
             changed = False
             for (code, x, y, bit), head in self.clues:
@@ -628,7 +630,7 @@ class _Solver:
                 if d & (d - 1) and d.bit_count() < fewest:
                     best, fewest = i, d.bit_count()
             if best < 0:
-                out.ret(*self._answer(sets))
+                solved_by(*self._answer(sets))
                 return sets
             low = sets[best] & -sets[best]
             guess = (values[best], _SET_TOKENS[low])
@@ -638,7 +640,7 @@ class _Solver:
             out.call(*guess)
             solved = self._solve(guess, trial)
             if solved is not None:
-                out.ret(*self._answer(solved))
+                solved_by(*self._answer(solved))
                 return solved
             self.backtracks += 1
             sets[best] &= ~low

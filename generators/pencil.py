@@ -13,6 +13,14 @@ appends tokens (it performs no more reductions), so callers can stop or carry on
 - ``return_without_sep``: a ``[RETURN]`` with no live ``[SEP]`` before it.
 
 The prompt is a protected prefix: it is never reduced and may not hold markers.
+
+Answer boundary: a finished generation states its final answer after ``[ANSWER]``, which
+occurs exactly once and is followed by the answer and nothing else. A gold trace closes its
+root frame with ``[SEP] [ANSWER] answer [RETURN]`` (:meth:`TraceWriter.answer`), so the
+reduced trace is ``[ANSWER] answer`` and the chain of thought ends with it; intermediate
+results never use it, so a scorer reads the whole answer after the one boundary and never
+guesses where reasoning stops. ``[ANSWER]`` is no reduction marker: the reducer treats it as
+a word.
 """
 
 from __future__ import annotations
@@ -26,6 +34,9 @@ CALL = "[CALL]"
 SEP = "[SEP]"
 RETURN = "[RETURN]"
 MARKERS = (CALL, SEP, RETURN)
+ANSWER = "[ANSWER]"
+# Every token with a meaning to the trace engine or the scorer; each task declares them all.
+SPECIAL_TOKENS = (*MARKERS, ANSWER)
 _MARKER_SET = frozenset(MARKERS)
 
 
@@ -166,6 +177,18 @@ def replay(prompt: Sequence[str], generated: Iterable[str], *, lengths: bool = F
     )
 
 
+def final_answer(tokens: Sequence[str]) -> tuple[str, ...] | None:
+    """The answer a finished generation states: every token after its one ``[ANSWER]``.
+
+    ``None`` when there is no ``[ANSWER]``, more than one (an answer that is restated or
+    retracted), or nothing after it.
+    """
+    positions = [i for i, token in enumerate(tokens) if token == ANSWER]
+    if len(positions) != 1 or positions[0] == len(tokens) - 1:
+        return None
+    return tuple(tokens[positions[0] + 1 :])
+
+
 def strip_markers(tokens: Iterable[str]) -> list[str]:
     """The chain of thought a trace stands for: the trace without its markers."""
     return [token for token in tokens if token not in MARKERS]
@@ -206,8 +229,9 @@ def segments(prompt: Sequence[str], pencil: Iterable[str]) -> list[Segment]:
 class TraceWriter:
     """Collects a PENCIL trace while a solver runs; solvers call it at each step they take.
 
-    ``call`` opens a frame, ``ret`` closes it keeping only its answer, and ``tail``
-    closes it while opening a new frame that starts from a summary (a tail call).
+    ``call`` opens a frame, ``ret`` closes it keeping only its answer, ``tail`` closes it
+    while opening a new frame that starts from a summary (a tail call), and ``answer``
+    closes the root frame with the final answer after the ``[ANSWER]`` boundary.
     """
 
     __slots__ = ("tokens",)
@@ -226,6 +250,9 @@ class TraceWriter:
         self.tokens.append(SEP)
         self.tokens.extend(answer)
         self.tokens.append(RETURN)
+
+    def answer(self, *answer: str) -> None:
+        self.ret(ANSWER, *answer)
 
     def tail(self, *summary: str) -> None:
         self.tokens.append(SEP)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 from pencilbench.generators.answers import answer_span
-from pencilbench.generators.pencil import MARKERS, TraceWriter
+from pencilbench.generators.pencil import SPECIAL_TOKENS, TraceWriter
 from pencilbench.generators.task import Task, TaskParams, Trace, knob
 
 SYMBOLS = tuple("abcdefghijklmnopqrstuvwxyz")
@@ -42,7 +42,7 @@ class PhopParams(TaskParams):
 
 class Phop(Task):
     name = "phop"
-    version = 1
+    version = 2
     Params = PhopParams
     summary = "p-hop induction: follow p induction-head hops back from the last symbol"
     quickstart_sizes = ({"length": 32, "hops": 4}, {"length": 64, "hops": 8})
@@ -108,7 +108,7 @@ class Phop(Task):
                 j -= 1
             here, left = j, left - 1
             out.tail(str(left), str(here), x[here - 1])
-        out.ret(x[here - 1])
+        out.answer(x[here - 1])
         return Trace(tuple(out.tokens), (x[here - 1],))
 
     def parse_answer(self, params: PhopParams, problem: Mapping[str, Any], text: str) -> tuple[str, ...] | None:
@@ -120,7 +120,7 @@ class Phop(Task):
 
     def vocabulary(self, params: PhopParams) -> tuple[str, ...]:
         numbers = tuple(str(i) for i in range(max(params.length, params.hops) + 1))
-        return (*MARKERS, *SYMBOLS[: params.alphabet], QUERY, *numbers)
+        return (*SPECIAL_TOKENS, *SYMBOLS[: params.alphabet], QUERY, *numbers)
 
 
 _SYMBOL = re.compile(r"(?<![a-z])([a-z])(?![a-z])")

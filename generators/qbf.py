@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 from pencilbench.generators.answers import answer_span
-from pencilbench.generators.pencil import MARKERS, TraceWriter
+from pencilbench.generators.pencil import SPECIAL_TOKENS, TraceWriter
 from pencilbench.generators.sat import clause_lines, clause_tokens, false_masks
 from pencilbench.generators.task import Task, TaskParams, Trace, knob
 
@@ -200,13 +200,13 @@ def search_trace(problem: Mapping[str, Any]) -> Trace:
     evaluator = _Evaluator(problem, out)
     out.call()
     answer = (TRUE if evaluator.run(0, 0) else FALSE,)
-    out.ret(*answer)
+    out.answer(*answer)
     return Trace(tuple(out.tokens), answer, {"leaves": evaluator.leaves})
 
 
 class Qbf(Task):
     name = "qbf"
-    version = 1
+    version = 2
     Params = QbfParams
     summary = "quantified Boolean formulas: True or False by search along the prefix"
     quickstart_sizes = ({"variables": 4}, {"variables": 6})
@@ -264,7 +264,7 @@ class Qbf(Task):
         n = params.variables
         literals = tuple(str(lit) for v in range(1, n + 1) for lit in (v, -v))
         names = tuple(f"c{j}" for j in range(1, params.clauses() + 1))
-        return (*MARKERS, QUERY, TRUE, FALSE, *QUANTIFIER_TOKENS.values(), *literals, *names)
+        return (*SPECIAL_TOKENS, QUERY, TRUE, FALSE, *QUANTIFIER_TOKENS.values(), *literals, *names)
 
 
 _VERDICT = re.compile(r"\b(true|false)\b")

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 from pencilbench.generators.answers import answer_span
-from pencilbench.generators.pencil import MARKERS, TraceWriter
+from pencilbench.generators.pencil import SPECIAL_TOKENS, TraceWriter
 from pencilbench.generators.task import Task, TaskParams, Trace, knob
 from pysat.solvers import Solver
 
@@ -249,7 +249,7 @@ def dpll_trace(num_vars: int, clauses: Sequence[Sequence[int]]) -> Trace:
     out.call()
     found = solver.run()
     answer = found if found is not None else (UNSAT,)
-    out.ret(*answer)
+    out.answer(*answer)
     stats = {"decisions": solver.decisions, "conflicts": solver.conflicts,
              "propagations": solver.propagations}
     return Trace(tuple(out.tokens), answer, stats)
@@ -257,7 +257,7 @@ def dpll_trace(num_vars: int, clauses: Sequence[Sequence[int]]) -> Trace:
 
 class Sat(Task):
     name = "sat"
-    version = 1
+    version = 2
     Params = SatParams
     summary = "random k-SAT: UNSAT, or SAT with a satisfying assignment, by DPLL"
     # One size: literal tokens depend on n, and random answers draw from a task-wide alphabet.
@@ -318,7 +318,7 @@ class Sat(Task):
         n = params.variables
         literals = tuple(str(lit) for v in range(1, n + 1) for lit in (v, -v))
         names = tuple(f"c{j}" for j in range(1, params.clauses() + 1))
-        return (*MARKERS, QUERY, SAT, UNSAT, CONFLICT, *literals, *names)
+        return (*SPECIAL_TOKENS, QUERY, SAT, UNSAT, CONFLICT, *literals, *names)
 
 
 _UNSAT = re.compile(r"\bunsat(?:isfiable)?\b|\bnot\s+satisfiable\b")

@@ -101,8 +101,9 @@ def coerce_params(params_type: type[TaskParams], values: Mapping[str, Any]) -> T
 class Trace:
     """What a task's instrumented solver produced for one problem.
 
-    ``pencil`` is the generated side only (the prompt is not repeated); ``answer`` is what
-    ``reduce(pencil)`` must leave. ``stats`` holds task-specific search statistics.
+    ``pencil`` is the generated side only (the prompt is not repeated); ``reduce(pencil)``
+    must leave ``[ANSWER]`` followed by ``answer``. ``stats`` holds task-specific search
+    statistics.
     """
 
     pencil: tuple[str, ...]

@@ -71,7 +71,7 @@ def test_compact_oracle_matches_the_gold_statistics(suite, mode, tmp_path):
             assert row.peak_context == stats["pencil_max_context"]
             assert row.reductions == stats["reductions"]
             assert row.generated_tokens == stats["pencil_tokens"]
-            assert row.output == by_id[row.instance_id]["answer"]
+            assert row.output == f"[ANSWER] {by_id[row.instance_id]['answer']}"
             assert max(lengths) <= row.peak_context
         elif mode == "cot":
             assert row.peak_context == stats["prompt_tokens"] + stats["cot_tokens"] == lengths[-1]

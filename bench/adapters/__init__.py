@@ -43,7 +43,7 @@ def _oracle(rest: str, options: AdapterOptions) -> Adapter:
 def _random(rest: str, options: AdapterOptions) -> Adapter:
     from pencilbench.bench.adapters.replay import RandomAdapter
 
-    return RandomAdapter(options.records, options.style, options.seed)
+    return RandomAdapter(options.records, options.mode, options.style, options.seed)
 
 
 def _python(rest: str, options: AdapterOptions) -> Adapter:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from pencilbench.bench.adapters.base import AdapterError, Completion, Request
 from pencilbench.bench.prompts import answer_line, pieces
-from pencilbench.generators.pencil import RETURN, Reducer
+from pencilbench.generators.pencil import ANSWER, RETURN, Reducer
 from pencilbench.generators.seeding import stable_id
 
 
@@ -105,14 +105,15 @@ def _size(record: Mapping[str, Any]) -> tuple[str, str]:
 
 class RandomAdapter(_ByInstance):
     """Emits as many tokens as the gold answer has, drawn uniformly from the tokens that
-    answers of the same task and size use in the dataset; no reasoning. Deterministic per
-    request."""
+    answers of the same task and size use in the dataset; no reasoning. In the compact cot
+    and pencil modes they follow ``[ANSWER]``, as a finished generation's answer does.
+    Deterministic per request."""
 
     name = "random"
 
-    def __init__(self, records: Sequence[Mapping[str, Any]], style: str, seed: int = 0) -> None:
+    def __init__(self, records: Sequence[Mapping[str, Any]], mode: str, style: str, seed: int = 0) -> None:
         super().__init__(records)
-        self.style, self.seed = style, seed
+        self.mode, self.style, self.seed = mode, style, seed
         alphabets: dict[tuple[str, str], set[str]] = {}
         for record in records:
             alphabets.setdefault(_size(record), set()).update(record["answer"].split())
@@ -126,4 +127,4 @@ class RandomAdapter(_ByInstance):
         tokens = [alphabet[i] for i in picks.tolist()]
         if self.style == "instruct":
             return _capped([answer_line(record, tokens)], request, None)
-        return _capped(tokens, request, None)
+        return _capped(tokens if self.mode == "direct" else [ANSWER, *tokens], request, None)
