@@ -17,8 +17,19 @@ included); ``max_context`` bounds the live context (prompt plus live generated t
 counted before a reduction erases anything). Each call asks for one token more than the
 budgets allow; a model that uses it, or stops for length, would have exceeded them and the
 sample ends with status ``token_limit`` or ``context_overflow``. Nothing is truncated to
-fit; such samples count as wrong. The peak context of an overflowing sample includes the
-token that went over, and a prompt longer than ``max_context`` overflows without a call.
+fit. The peak context of an overflowing sample includes the token that went over, and a
+prompt longer than ``max_context`` overflows without a call.
+
+Reply size. ``max_reply_bytes`` bounds the text a sample's model writes, all calls
+together, in UTF-8 bytes as stored (compact tokens count one separator byte each). The
+first text past it is dropped and the sample ends with status ``reply_cut``, so a runaway
+reply never fills the store or the parser.
+
+Budget stops (``token_limit``, ``context_overflow``, ``reply_cut``) are scored on what the
+reply finished: in the instruct style its complete lines (up to the last line break) go to
+the task's parser, so a model that wrote its answer line and then rambled on is scored on
+that answer and keeps the status that says it was stopped. A compact answer runs to the end
+of the generation, so a compact generation that was stopped has no answer.
 
 Answers. Compact style: direct takes the whole output; cot takes every token after the one
 ``[ANSWER]`` of the output, and pencil every token after the one ``[ANSWER]`` of the final
@@ -55,6 +66,7 @@ from pencilbench.bench.adapters.base import Completion, Request
 from pencilbench.bench.adapters.wrapper import Client, ModelFailure
 from pencilbench.bench.prompts import instruct_prompt, pieces
 from pencilbench.bench.store import ResultStore, Sample
+from pencilbench.generators.answers import complete_lines
 from pencilbench.generators.pencil import RETURN, SPECIAL_TOKENS, Reducer, final_answer
 from pencilbench.generators.registry import get_task
 from pencilbench.solvers.registry import check_answer
@@ -63,9 +75,12 @@ from tqdm import tqdm
 
 MODES = ("direct", "cot", "pencil")
 STYLES = ("compact", "instruct")
-OK, CONTEXT_OVERFLOW, TOKEN_LIMIT, PROTOCOL_ERROR, MODEL_ERROR = (
-    "ok", "context_overflow", "token_limit", "protocol_error", "model_error")
+OK, CONTEXT_OVERFLOW, TOKEN_LIMIT, PROTOCOL_ERROR, MODEL_ERROR, REPLY_CUT = (
+    "ok", "context_overflow", "token_limit", "protocol_error", "model_error", "reply_cut")
+# Statuses of a reply stopped before the model ended it; its finished part is still scored.
+BUDGET_STOPS = (TOKEN_LIMIT, CONTEXT_OVERFLOW, REPLY_CUT)
 INSTRUCT_MAX_TOKENS = 4096
+MAX_REPLY_BYTES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -76,6 +91,7 @@ class EvalConfig:
     style: str = "compact"
     max_tokens: int = 4096
     max_context: int | None = None
+    max_reply_bytes: int = MAX_REPLY_BYTES
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -86,6 +102,8 @@ class EvalConfig:
             raise ValueError(f"max tokens must be >= 1, got {self.max_tokens}")
         if self.max_context is not None and self.max_context < 1:
             raise ValueError(f"max context must be >= 1, got {self.max_context}")
+        if self.max_reply_bytes < 1:
+            raise ValueError(f"max reply bytes must be >= 1, got {self.max_reply_bytes}")
 
 
 def default_max_tokens(records: Iterable[Mapping[str, Any]], mode: str, style: str) -> int:
@@ -121,6 +139,19 @@ def _follow(gold: Sequence[str], matched: int, tokens: Sequence[str]) -> tuple[i
             break
         matched += 1
     return matched, False
+
+
+def _fit_bytes(text: str, tokens: list[str], room: int, compact: bool) -> tuple[list[str], bool]:
+    """The leading ``tokens`` (cut from ``text``) whose stored bytes fit in ``room``, and
+    whether any were dropped. A compact token is stored with one separator byte."""
+    if len(text) * 4 + len(tokens) <= room:  # fits whatever the characters are
+        return tokens, False
+    extra = 1 if compact else 0
+    for i, token in enumerate(tokens):
+        room -= len(token.encode()) + extra
+        if room < 0:
+            return tokens[:i], True
+    return tokens, False
 
 
 @functools.lru_cache(maxsize=256)
@@ -167,6 +198,7 @@ def run_sample(record: Mapping[str, Any], config: EvalConfig, model: str,
     generated = matched = 0
     matching = bool(gold)
     length = peak = prompt_len
+    reply_room = config.max_reply_bytes
     status, error = (CONTEXT_OVERFLOW if prompt_len > max_context else OK), None  # the prompt alone
     try:
         while status == OK:
@@ -178,7 +210,14 @@ def run_sample(record: Mapping[str, Any], config: EvalConfig, model: str,
                 context = prompt + "".join(live)
             completion = yield Request(context, stop, cap, len(prompt), record["id"])
             text, stopped = _enforce_stop(completion, stop)
-            tokens = split(text)
+            clipped = len(text) > reply_room  # more characters than bytes left: never split it all
+            if clipped:
+                text = text[:reply_room]
+            tokens, cut = _fit_bytes(text, split(text), reply_room, compact)
+            if clipped and not cut and tokens and not text[-1].isspace():
+                tokens = tokens[:-1]  # its word may go on past the clip
+            if cut or clipped:
+                cut, stopped = True, False
             if len(tokens) > cap:  # an adapter that ignored the cap: what it wrote beyond is unused
                 tokens, stopped = tokens[:cap], False
             # Budgets: the token budget cuts at its limit; the first token that takes the live
@@ -190,6 +229,7 @@ def run_sample(record: Mapping[str, Any], config: EvalConfig, model: str,
             if after and after[-1] > max_context:
                 keep = bisect.bisect_right(after, max_context) + 1
                 tokens, after, status = tokens[:keep], after[:keep], CONTEXT_OVERFLOW
+            reply_room -= sum(len(token.encode()) + compact for token in tokens)
             fault = reducer.extend(tokens) if pencil else live.extend(tokens)
             generated += len(tokens)
             lengths.extend(after)
@@ -216,6 +256,8 @@ def run_sample(record: Mapping[str, Any], config: EvalConfig, model: str,
             if fault is not None:
                 status = PROTOCOL_ERROR
                 error = f"{fault.error.value} at generated token {fault.position}"
+            elif cut and status == OK:
+                status = REPLY_CUT
             if status != OK:
                 break
             if stopped:
@@ -228,12 +270,13 @@ def run_sample(record: Mapping[str, Any], config: EvalConfig, model: str,
 
     output = " ".join(live) if compact else "".join(live)
     answer: tuple[str, ...] | None = None
-    if status == OK:
-        if compact:
-            answer = _compact_answer(mode, live, _answer_vocabulary(task.name, params.key()))
-        else:
+    if compact and status == OK:
+        answer = _compact_answer(mode, live, _answer_vocabulary(task.name, params.key()))
+    elif not compact and (status == OK or status in BUDGET_STOPS):
+        finished = output if status == OK else complete_lines(output)
+        if finished:
             try:
-                answer = task.parse_answer(params, record["problem"], output)
+                answer = task.parse_answer(params, record["problem"], finished)
             except Exception as problem:  # noqa: BLE001 - unparsable model text is a parse failure
                 error = f"answer parser failed: {type(problem).__name__}: {problem}"
     score = Score.wrong()

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
+from pencilbench.bench.harness import BUDGET_STOPS
 
 
 def wilson(successes: int, total: int, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -42,8 +43,11 @@ def accuracy_within(correct: Sequence[bool], peaks: Sequence[int], budget: int) 
 def summarize(samples: pd.DataFrame) -> list[dict[str, Any]]:
     """One row per (model, mode, style, task, size): n, accuracy with its Wilson 95%
     interval, mean partial credit, parse-failure rate (share of samples with no parsable
-    answer, those stopped by a budget or an error included), mean and max peak context, and
-    accuracy within each budget of :func:`budgets` (keys ``acc@B``) over the whole frame."""
+    answer, those stopped by an error, or by a budget before finishing an answer, included),
+    the share of samples stopped by a budget or the reply byte cap (``stopped``; such a
+    sample is still scored on the answer it finished, so it may count as correct), mean and
+    max peak context, and accuracy within each budget of :func:`budgets` (keys ``acc@B``)
+    over the whole frame."""
     if samples.empty:
         return []
     grid = budgets(int(samples["peak_context"].max()))
@@ -57,6 +61,7 @@ def summarize(samples: pd.DataFrame) -> list[dict[str, Any]]:
         row.update(n=n, accuracy=solved / n, ci_low=low, ci_high=high,
                    partial=float(group["partial"].mean()),
                    parse_failures=float((~group["parse_ok"].astype(bool)).mean()),
+                   stopped=float(group["status"].isin(BUDGET_STOPS).mean()),
                    peak_mean=float(group["peak_context"].mean()), peak_max=int(group["peak_context"].max()))
         row.update({f"acc@{b}": accuracy_within(correct, peaks, b) for b in grid})
         rows.append(row)

@@ -46,8 +46,10 @@ CREATE TABLE IF NOT EXISTS samples (
 class Sample:
     """The outcome of one (model, mode, style, instance).
 
-    ``status`` is ``ok``, ``context_overflow``, ``token_limit``, ``protocol_error`` or
-    ``model_error``; anything but ``ok`` counts as wrong. ``params`` is the size's canonical
+    ``status`` is ``ok``, ``context_overflow``, ``token_limit``, ``reply_cut`` (the reply
+    byte cap), ``protocol_error`` or ``model_error``. Besides ``ok``, only the three budget
+    stops can be correct: they are scored on the answer the reply finished before it was
+    stopped (``parse_ok`` says whether there was one). ``params`` is the size's canonical
     JSON. ``context_lengths`` is the live context length after every generated token as a
     JSON list (``None`` when not recorded).
     """

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pencilbench.generators.answers import answer_span
+from pencilbench.generators.answers import one_answer, single
 from pencilbench.generators.pencil import CALL, SPECIAL_TOKENS, TraceWriter
 from pencilbench.generators.task import Task, TaskParams, Trace, knob
 
@@ -100,13 +100,7 @@ class Addition(Task):
         return Trace(tuple(out.tokens), answer)
 
     def parse_answer(self, params: AdditionParams, problem: Mapping[str, Any], text: str) -> tuple[str, ...] | None:
-        span = answer_span(text)
-        if span is None:
-            return None
-        match = _NUMBER.search(span)
-        if match is None:
-            return None
-        return _digit_tokens(int(re.sub(r"[^0-9]", "", match.group(0))))
+        return one_answer(text, _read_sum)
 
     def vocabulary(self, params: AdditionParams) -> tuple[str, ...]:
         columns = tuple(f"@{j}" for j in range(params.columns() + 1))
@@ -114,6 +108,28 @@ class Addition(Task):
         return (*SPECIAL_TOKENS, *DIGITS, "+", "=", *columns, *operands)
 
 
-_NUMBER = re.compile(r"\d(?:[\d,]|\s(?=\d))*")
+# One digit per word ("1 6 2"), as compact tokens are written, or digits with commas.
+_NUMBER = re.compile(r"-?\d(?: \d)+(?![\d,])|-?\d[\d,]*")
+
+
+def _numbers(statement: str) -> list[str]:
+    """Every number a statement names, as digits without leading zeros (a minus sign kept).
+    Single digits one space apart are one number (``1 6 2``), commas group thousands
+    (``1,234,567``), and anything else separates numbers (``12 13``, ``12,13``, ``12 or 13``).
+    No ``int()``: a sum may have more digits than Python converts."""
+    found = []
+    for chunk in _NUMBER.findall(statement):
+        chunk = chunk.replace(" ", "")
+        sign, groups = ("-", chunk[1:]) if chunk[0] == "-" else ("", chunk)
+        parts = groups.rstrip(",").split(",")
+        if len(parts) > 1 and 1 <= len(parts[0]) <= 3 and all(len(part) == 3 for part in parts[1:]):
+            parts = ["".join(parts)]
+        found.extend(sign + (part.lstrip("0") or "0") for part in parts if part)
+    return found
+
+
+def _read_sum(statement: str) -> tuple[str, ...] | None:
+    number = single(_numbers(statement))
+    return None if number is None else tuple(number)
 
 TASK = Addition()

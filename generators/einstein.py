@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pencilbench.generators.answers import answer_span
+from pencilbench.generators.answers import HedgedAnswer, one_answer
 from pencilbench.generators.einstein_catalogue import CATEGORIES, CATEGORY_OF, clue_sentence, display_aliases, person
 from pencilbench.generators.pencil import SPECIAL_TOKENS, TraceWriter
 from pencilbench.generators.task import Task, TaskParams, Trace, knob
@@ -493,28 +493,39 @@ class Einstein(Task):
         return _Solver(problem).run()
 
     def parse_answer(self, params: EinsteinParams, problem: Mapping[str, Any], text: str) -> tuple[str, ...] | None:
-        span = answer_span(text)
-        if span is None:
-            return None
         n = problem["houses"]
         known = {value for values in problem["attributes"].values() for value in values}
+        who = problem["question"]["ask"] != GRID
+        size = int(who) + n * (1 + len(problem["attributes"]))
         aliases = display_aliases()
-        tokens = []
-        for word in re.findall(r"[a-z]+|\d+", span.lower()):
-            if word.isdigit():
-                if 1 <= int(word) <= n:
-                    tokens.append(f"h{int(word)}")
-                continue
-            word = aliases.get(word, word)
-            if word in known:
-                tokens.append(word)
-        return tuple(tokens) or None
+
+        def read(statement: str) -> tuple[str, ...] | None:
+            """Value words and house numbers in order. More tokens than an answer holds, or a
+            house or value named twice (beyond the asked value's own house), is a hedge."""
+            tokens = []
+            for word in _ANSWER_WORD.findall(statement.lower()):
+                if word[0].isdigit():
+                    digits = word.lstrip("0")  # compared as text: a number may be any length
+                    if digits and len(digits) <= len(str(n)) and int(digits) <= n:
+                        tokens.append(f"h{digits}")
+                    continue
+                word = aliases.get(word, word)
+                if word in known:
+                    tokens.append(word)
+            if len(tokens) > size or len(tokens) - len(set(tokens)) > int(who):
+                raise HedgedAnswer("more than one grid")
+            return tuple(tokens) or None
+
+        return one_answer(text, read)
 
     def vocabulary(self, params: EinsteinParams) -> tuple[str, ...]:
         sets = tuple(_SET_TOKENS[mask] for mask in range(1, 1 << params.houses))
         clue_ids = tuple(f"c{i}" for i in range(1, params.max_clues() + 1))
         values = tuple(value for values in CATEGORIES.values() for value in values)
         return (*SPECIAL_TOKENS, STATE, FAIL, QUERY, GRID, *KINDS, *CATEGORIES, *values, *sets, *clue_ids)
+
+
+_ANSWER_WORD = re.compile(r"[a-z]+|\d+")
 
 
 def _clue_object(code: int, a: str, b: str, bit: int) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pencilbench.generators.answers import answer_span
+from pencilbench.generators.answers import one_answer, single
 from pencilbench.generators.pencil import SPECIAL_TOKENS, TraceWriter
 from pencilbench.generators.task import Task, TaskParams, Trace, knob
 
@@ -112,18 +112,21 @@ class Phop(Task):
         return Trace(tuple(out.tokens), (x[here - 1],))
 
     def parse_answer(self, params: PhopParams, problem: Mapping[str, Any], text: str) -> tuple[str, ...] | None:
-        span = answer_span(text)
-        if span is None:
-            return None
-        match = _SYMBOL.search(span.lower())
-        return (match.group(1),) if match else None
+        return one_answer(text, _read_symbol)
 
     def vocabulary(self, params: PhopParams) -> tuple[str, ...]:
         numbers = tuple(str(i) for i in range(max(params.length, params.hops) + 1))
         return (*SPECIAL_TOKENS, *SYMBOLS[: params.alphabet], QUERY, *numbers)
 
 
-_SYMBOL = re.compile(r"(?<![a-z])([a-z])(?![a-z])")
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
+
+
+def _read_symbol(statement: str) -> tuple[str, ...] | None:
+    """A symbol is a one-letter word (``c``, ``'c'``, ``C.``); every one counts as a
+    candidate, inside or outside the task's alphabet."""
+    symbol = single([word for word in _WORD.findall(statement.lower()) if len(word) == 1])
+    return None if symbol is None else (symbol,)
 
 
 TASK = Phop()

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pencilbench.generators.answers import answer_span
+from pencilbench.generators.answers import one_answer, single
 from pencilbench.generators.pencil import SPECIAL_TOKENS, TraceWriter
 from pencilbench.generators.sat import clause_lines, clause_tokens, false_masks
 from pencilbench.generators.task import Task, TaskParams, Trace, knob
@@ -252,13 +252,7 @@ class Qbf(Task):
         return trace
 
     def parse_answer(self, params: QbfParams, problem: Mapping[str, Any], text: str) -> tuple[str, ...] | None:
-        span = answer_span(text)
-        if span is None:
-            return None
-        match = _VERDICT.search(span.lower())
-        if match is None:
-            return None
-        return (TRUE,) if match.group(1) == "true" else (FALSE,)
+        return one_answer(text, _read_verdict)
 
     def vocabulary(self, params: QbfParams) -> tuple[str, ...]:
         n = params.variables
@@ -267,6 +261,11 @@ class Qbf(Task):
         return (*SPECIAL_TOKENS, QUERY, TRUE, FALSE, *QUANTIFIER_TOKENS.values(), *literals, *names)
 
 
-_VERDICT = re.compile(r"\b(true|false)\b")
+_VERDICT = re.compile(r"\b(?:true|false)\b")
+
+
+def _read_verdict(statement: str) -> tuple[str, ...] | None:
+    verdict = single(_VERDICT.findall(statement.lower()))
+    return None if verdict is None else (TRUE if verdict == "true" else FALSE,)
 
 TASK = Qbf()

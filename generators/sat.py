@@ -41,7 +41,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from pencilbench.generators.answers import answer_span
+from pencilbench.generators.answers import HedgedAnswer, one_answer, single
 from pencilbench.generators.pencil import SPECIAL_TOKENS, TraceWriter
 from pencilbench.generators.task import Task, TaskParams, Trace, knob
 from pysat.solvers import Solver
@@ -302,17 +302,7 @@ class Sat(Task):
         return trace
 
     def parse_answer(self, params: SatParams, problem: Mapping[str, Any], text: str) -> tuple[str, ...] | None:
-        span = answer_span(text)
-        if span is None:
-            return None
-        lowered = span.lower()
-        if _UNSAT.search(lowered):
-            return (UNSAT,)
-        match = _SAT.search(lowered)
-        if match is None:
-            return None
-        literals = [int(value) for value in _INTEGER.findall(lowered[match.end():])]
-        return (SAT, *(str(literal) for literal in literals if literal))
+        return one_answer(text, _read_verdict)
 
     def vocabulary(self, params: SatParams) -> tuple[str, ...]:
         n = params.variables
@@ -321,8 +311,46 @@ class Sat(Task):
         return (*SPECIAL_TOKENS, QUERY, SAT, UNSAT, CONFLICT, *literals, *names)
 
 
-_UNSAT = re.compile(r"\bunsat(?:isfiable)?\b|\bnot\s+satisfiable\b")
-_SAT = re.compile(r"\bsat(?:isfiable)?\b")
-_INTEGER = re.compile(r"(?<![\w.])-?\d+(?![\w.])")
+_WORD = re.compile(r"[a-z]+")
+# Possessive: a long digit run is scanned once, not once per digit.
+_INTEGER = re.compile(r"(?<![\w.])-?\d++(?![\w.])")
+
+
+def _literals(statement: str) -> list[str]:
+    """Nonzero signed literals as canonical text (no ``int()``: any length is fine); a
+    ``0`` (the DIMACS terminator) is skipped."""
+    found = []
+    for value in _INTEGER.findall(statement):
+        sign, digits = ("-", value[1:]) if value[0] == "-" else ("", value)
+        digits = digits.lstrip("0")
+        if digits:
+            found.append(sign + digits)
+    return found
+
+
+def _read_verdict(statement: str) -> tuple[str, ...] | None:
+    """``UNSAT`` (``unsat``, ``unsatisfiable``, ``not satisfiable``) or ``SAT`` (``sat``,
+    ``satisfiable``) with its literals. Two verdicts, literals next to ``UNSAT``, or a
+    variable given both values state more than one answer."""
+    lowered = statement.lower()
+    verdicts, previous = [], ""
+    for word in _WORD.findall(lowered):
+        if word in ("sat", "satisfiable"):
+            verdicts.append(UNSAT if previous == "not" else SAT)
+        elif word in ("unsat", "unsatisfiable"):
+            verdicts.append(UNSAT)
+        previous = word
+    verdict = single(verdicts)
+    if verdict is None:
+        return None
+    literals = list(dict.fromkeys(_literals(lowered)))  # a restated literal counts once
+    if verdict == UNSAT:
+        if literals:
+            raise HedgedAnswer("UNSAT with an assignment")
+        return (UNSAT,)
+    named = {literal.lstrip("-") for literal in literals}
+    if len(named) < len(literals):
+        raise HedgedAnswer("a variable given both values")
+    return (SAT, *literals)
 
 TASK = Sat()

@@ -356,8 +356,9 @@ def _outcomes(data: RunData, order: list[str]) -> list[Block]:
     return [
         Heading(2, "Sample outcomes"),
         Paragraph(
-            "How samples ended; anything but ok counts as wrong (context_overflow and token_limit "
-            "are budget stops, protocol_error a malformed [CALL]/[SEP]/[RETURN] sequence)."
+            "How samples ended: context_overflow, token_limit and reply_cut are stops by a budget "
+            "or the reply byte cap (scored on the answer the reply finished before it, if any), "
+            "protocol_error a malformed [CALL]/[SEP]/[RETURN] sequence, model_error a failed call."
         ),
         Table(("entry", *statuses), rows, (False, *(True for _ in statuses))),
     ]

@@ -1,8 +1,8 @@
 """The numbers of a report: rankings, per-size tables, budget curves and paired comparisons.
 
 Every figure here is a plain function of the samples table, so the same runs give the same
-numbers. Accuracy counts a sample as solved only when its status is ``ok`` and the oracle
-accepted its answer (the harness stores ``correct`` that way).
+numbers. Accuracy counts a sample as solved when the oracle accepted its answer (the
+harness stores ``correct``; a reply stopped by a budget is scored on the answer it finished).
 """
 
 from __future__ import annotations

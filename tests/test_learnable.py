@@ -9,7 +9,7 @@ a token sequence that reads two ways.
 import pytest
 from live_policy import assert_policy_reproduces
 from pencilbench.generators.dataset import Spec, generate
-from pencilbench.generators.pencil import CALL, RETURN, SEP
+from pencilbench.generators.pencil import ANSWER, CALL, RETURN, SEP
 
 
 def addition_next(prompt: list[str], live: list[str]) -> str:
@@ -22,8 +22,8 @@ def addition_next(prompt: list[str], live: list[str]) -> str:
         sep = len(live) - 1 - live[::-1].index(SEP)
         call = max(i for i, t in enumerate(live[:sep]) if t == CALL)
         frame, written = live[call:sep], live[sep + 1 :]
-        if call == 0:  # the outer frame: reverse the column digits into the answer
-            answer = list(str(int("".join(reversed(frame[1:])))))
+        if call == 0:  # the outer frame: reverse the column digits into the final answer
+            answer = [ANSWER, *str(int("".join(reversed(frame[1:]))))]
         else:
             column, operand = int(frame[1][1:]), int(frame[2][1:])
             if "+" in frame:
@@ -63,7 +63,7 @@ def phop_next(prompt: list[str], live: list[str]) -> str:
         return state[len(live)]
     left, here, symbol = int(live[1]), int(live[2]), live[3]
     if left == 0:
-        answer = [symbol]
+        answer = [ANSWER, symbol]
     else:
         j = max(j for j in range(2, here + 1) if sequence[j - 2] == symbol)
         answer = [CALL, str(left - 1), str(j), sequence[j - 1]]

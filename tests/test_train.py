@@ -45,8 +45,9 @@ def test_loss_covers_each_generated_token_once(records):
         pieces = record_token_examples(record, "pencil")
         trained = [token for tokens, start in pieces for token in tokens[start:]]
         assert trained == [*record["pencil"].split(), EOS]
-        # The last segment is the fully reduced context, prompt then answer, and the end token.
-        assert pieces[-1][0][1:] == [*record["prompt"].split(), *record["answer"].split(), EOS]
+        # The last segment is the fully reduced context, prompt then [ANSWER] and the answer,
+        # and the end token.
+        assert pieces[-1][0][1:] == [*record["prompt"].split(), "[ANSWER]", *record["answer"].split(), EOS]
 
 
 def test_over_length_instances_are_left_out_whole_and_counted(records):

@@ -20,7 +20,15 @@ from typing import Any
 from pencilbench.bench.adapters import REMOTE, AdapterOptions, make_adapter, spec_kind
 from pencilbench.bench.adapters.wrapper import CallPolicy, Client, ResponseCache
 from pencilbench.bench.errors import UserError
-from pencilbench.bench.harness import MODES, STYLES, EvalConfig, RunSummary, default_max_tokens, evaluate
+from pencilbench.bench.harness import (
+    MAX_REPLY_BYTES,
+    MODES,
+    STYLES,
+    EvalConfig,
+    RunSummary,
+    default_max_tokens,
+    evaluate,
+)
 from pencilbench.bench.metrics import summarize
 from pencilbench.bench.store import ResultStore
 from pencilbench.bench.tables import format_table
@@ -31,7 +39,7 @@ from pencilbench.generators.registry import get_task
 # Settings that change results: a run directory keeps one value per (model, mode, style).
 # ``max_tokens`` is the budget asked for (``None``: the default, which follows the dataset,
 # so a suite that grows between runs can still be resumed); ``max_tokens_used`` is the value.
-CHECKED = ("max_tokens", "max_context", "base_url", "api", "temperature", "seed")
+CHECKED = ("max_tokens", "max_context", "max_reply_bytes", "base_url", "api", "temperature", "seed")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -50,6 +58,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     ev.add_argument("--max-tokens", type=int,
                     help="generated tokens per sample (default: compact 2 x longest gold trace + 64, "
                          "instruct 4096)")
+    ev.add_argument("--max-reply-bytes", type=int,
+                    help=f"bytes of model text stored per sample; a longer reply is cut and ends with "
+                         f"status reply_cut (default {MAX_REPLY_BYTES:,})")
     ev.add_argument("--concurrency", type=int, default=1,
                     help="samples in flight at once: parallel calls, or the batch size of hf models (default 1)")
     ev.add_argument("--limit", type=int, help="only the first K records of the dataset")
@@ -104,9 +115,10 @@ def size_label(params: str) -> str:
 def results_table(rows: list[dict[str, Any]]) -> str:
     """The per task and size table printed after an evaluation."""
     grid = [key for key in (rows[0] if rows else {}) if key.startswith("acc@")]
-    headers = ["task", "size", "n", "acc", "95% CI", "partial", "parse fail", "peak mean", "peak max", *grid]
+    headers = ["task", "size", "n", "acc", "95% CI", "partial", "parse fail", "stopped", "peak mean", "peak max",
+               *grid]
     body = [[row["task"], size_label(row["params"]), row["n"], row["accuracy"],
-             f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]", row["partial"], row["parse_failures"],
+             f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]", row["partial"], row["parse_failures"], row["stopped"],
              row["peak_mean"], row["peak_max"], *(row[key] for key in grid)] for row in rows]
     return format_table(headers, body)
 
@@ -131,7 +143,10 @@ def run_eval(args: argparse.Namespace) -> int:
     everything = load_records(args.data)
     records = everything[: args.limit] if args.limit else everything
     max_tokens = args.max_tokens or default_max_tokens(everything, args.mode, args.style)
-    config = EvalConfig(args.mode, args.style, max_tokens, args.max_context)
+    if args.max_reply_bytes is not None and args.max_reply_bytes < 1:
+        raise UserError(f"--max-reply-bytes must be >= 1, got {args.max_reply_bytes}")
+    config = EvalConfig(args.mode, args.style, max_tokens, args.max_context,
+                        args.max_reply_bytes or MAX_REPLY_BYTES)
     timeout = args.timeout if args.timeout is not None else (60.0 if kind in REMOTE else None)
     # The whole dataset, not the --limit slice: the random model's answer alphabet must not
     # depend on how far a run has got.
@@ -144,7 +159,8 @@ def run_eval(args: argparse.Namespace) -> int:
         check()
     settings = {"data": str(args.data), "mode": args.mode, "style": args.style,
                 "max_tokens": args.max_tokens, "max_tokens_used": max_tokens,
-                "max_context": args.max_context, "base_url": args.base_url,
+                "max_context": args.max_context, "max_reply_bytes": args.max_reply_bytes,
+                "base_url": args.base_url,
                 "api": args.api if kind == "openai" else None,
                 "temperature": args.temperature if kind in REMOTE else None,
                 "seed": args.seed if kind == "random" else None,

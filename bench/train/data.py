@@ -5,8 +5,8 @@ covers everything after the prompt. ``pencil``: the segments of the PENCIL trace
 (``generators.pencil.segments``), each the live context at a step followed by what the model
 generates up to the next reduction; the loss covers only the tokens generated since the
 previous reduction. Both end with the end token, so a model learns when to stop: in PENCIL
-format that is one last segment, the fully reduced context (prompt and answer) and the end
-token. Every example starts with the begin token.
+format that is one last segment, the fully reduced context (prompt, ``[ANSWER]`` and the
+answer) and the end token. Every example starts with the begin token.
 
 An instance with any example longer than the training context is left out whole and
 counted; nothing is ever cut. Lengths are counted as the harness counts context (prompt and
