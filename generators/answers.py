@@ -44,17 +44,8 @@ def strip_think(text: str) -> str:
 def statements(text: str) -> list[str]:
     """The text of every answer statement (``Answer:`` spans, then ``\\boxed{}`` contents)."""
     text = _DECORATION.sub("", strip_think(text))
-    found: list[str] = []
-    markers = list(_MARKER.finditer(text))
-    line_end = -1
-    for i, marker in enumerate(markers):
-        start = marker.end()
-        if line_end < start:
-            line_end = text.find("\n", start)
-            if line_end < 0:
-                line_end = len(text)
-        stop = min(line_end, markers[i + 1].start()) if i + 1 < len(markers) else line_end
-        found.append(text[start:stop])
+    # The text between one marker and the next, up to its first line break.
+    found = [part.partition("\n")[0] for part in _MARKER.split(text)[1:]]
     found.extend(_boxed(text))
     return found
 
@@ -80,14 +71,16 @@ def one_answer(text: str, read: Reader) -> tuple[str, ...] | None:
     """The one final answer of ``text`` under the rule above, each statement read by
     ``read``; ``None`` when there is none, or more than one."""
     answers: set[tuple[str, ...]] = set()
-    for statement in statements(text):
+    for statement in set(statements(text)):  # order does not matter; repeats are read once
         try:
             answer = read(statement)
         except HedgedAnswer:
             return None
         if answer is not None:
             answers.add(answer)
-    return answers.pop() if len(answers) == 1 else None
+            if len(answers) > 1:  # statements that disagree
+                return None
+    return answers.pop() if answers else None
 
 
 def single(candidates: list[str]) -> str | None:

@@ -41,7 +41,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from pencilbench.generators.answers import HedgedAnswer, one_answer, single
+from pencilbench.generators.answers import HedgedAnswer, one_answer
 from pencilbench.generators.pencil import SPECIAL_TOKENS, TraceWriter
 from pencilbench.generators.task import Task, TaskParams, Trace, knob
 from pysat.solvers import Solver
@@ -312,8 +312,9 @@ class Sat(Task):
 
 
 _WORD = re.compile(r"[a-z]+")
-# Possessive: a long digit run is scanned once, not once per digit.
-_INTEGER = re.compile(r"(?<![\w.])-?\d++(?![\w.])")
+# Not part of a word or a decimal; a sentence may end right after it. Possessive: a long
+# digit run is scanned once, not once per digit.
+_INTEGER = re.compile(r"(?<![\w.])-?\d++(?!\w|\.\d)")
 
 
 def _literals(statement: str) -> list[str]:
@@ -330,8 +331,9 @@ def _literals(statement: str) -> list[str]:
 
 def _read_verdict(statement: str) -> tuple[str, ...] | None:
     """``UNSAT`` (``unsat``, ``unsatisfiable``, ``not satisfiable``) or ``SAT`` (``sat``,
-    ``satisfiable``) with its literals. Two verdicts, literals next to ``UNSAT``, or a
-    variable given both values state more than one answer."""
+    ``satisfiable``) with its literals. Two verdicts (even the same one twice: two
+    assignments), literals next to ``UNSAT``, or a variable given both values state more
+    than one answer."""
     lowered = statement.lower()
     verdicts, previous = [], ""
     for word in _WORD.findall(lowered):
@@ -340,9 +342,11 @@ def _read_verdict(statement: str) -> tuple[str, ...] | None:
         elif word in ("unsat", "unsatisfiable"):
             verdicts.append(UNSAT)
         previous = word
-    verdict = single(verdicts)
-    if verdict is None:
+    if len(verdicts) > 1:
+        raise HedgedAnswer(f"{len(verdicts)} verdicts")
+    if not verdicts:
         return None
+    verdict = verdicts[0]
     literals = list(dict.fromkeys(_literals(lowered)))  # a restated literal counts once
     if verdict == UNSAT:
         if literals:
