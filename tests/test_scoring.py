@@ -220,6 +220,8 @@ def test_clean_answers_in_the_documented_formats_parse(suite):
     ("qbf", "Answer: **True**", ("True",)),
     ("qbf", "Answer: \\boxed{\\text{False}}", ("False",)),
     ("qbf", "Answer: True or False", None),
+    ("qbf", "Answer: True, no wait, False", None),
+    ("phop", "Answer: I think c", None),
     ("phop", "Answer: 'c'", ("c",)),
     ("phop", "Answer: C.", ("c",)),
     ("phop", "Answer: it's c", ("c",)),
