@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pencilbench.generators.dataset import Spec, generate, trace_problems
 from pencilbench.generators.einstein import KINDS, TASK, set_token
-from pencilbench.generators.pencil import CALL, MARKERS, RETURN, SEP, Reducer
+from pencilbench.generators.pencil import ANSWER, CALL, MARKERS, RETURN, SEP, Reducer
 from pencilbench.solvers.einstein import gold_answer, grade, solutions
 from pencilbench.solvers.registry import check_answer
 
@@ -421,6 +421,8 @@ class Policy:
                 answer = self.attribute_answer(frame)
             else:
                 answer = self.state_answer(live, sep, frame)
+                if call == len(self.prompt) and answer[0] != CALL:  # the root frame's final answer
+                    answer = [ANSWER, *answer]
             return answer[len(written)] if len(written) < len(answer) else RETURN
         call = calls[-1]
         frame = live[call + 1 :]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from live_policy import assert_policy_reproduces
 from pencilbench.generators.dataset import Spec, generate, trace_problems
-from pencilbench.generators.pencil import CALL, RETURN, SEP
+from pencilbench.generators.pencil import ANSWER, CALL, RETURN, SEP
 from pencilbench.generators.registry import get_task
 from pencilbench.solvers import qbf as oracle
 from pencilbench.solvers.registry import check_answer
@@ -185,7 +185,11 @@ def qbf_next(prompt, live):
         return CALL
     if SEP in live:
         sep = len(live) - 1 - live[::-1].index(SEP)
-        return live[sep - 1] if len(live) == sep + 1 else RETURN  # the frame's last result
+        result = [live[sep - 1]]  # the frame's last result, after [ANSWER] in the root frame
+        if max(i for i, token in enumerate(live[:sep]) if token == CALL) == 0:
+            result = [ANSWER, *result]
+        written = live[sep + 1 :]
+        return result[len(written)] if len(written) < len(result) else RETURN
     calls = [i for i, token in enumerate(live) if token == CALL]
     depth = len(calls) - 1
     values = {abs(int(live[i - 1])): live[i - 1][0] != "-" for i in calls[1:]}

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from live_policy import assert_policy_reproduces
 from pencilbench.generators.dataset import Spec, generate, trace_problems
-from pencilbench.generators.pencil import CALL, RETURN, SEP
+from pencilbench.generators.pencil import ANSWER, CALL, RETURN, SEP
 from pencilbench.generators.registry import get_task
 from pencilbench.solvers import sat as oracle
 from pencilbench.solvers.registry import check_answer
@@ -187,6 +187,8 @@ def sat_next(prompt, live):
             answer = frame[frame.index("SAT") :]
         else:
             answer = ["SAT", *model(_values(live[:sep]))]
+        if call == 0:  # the root frame states the final answer
+            answer = [ANSWER, *answer]
         return answer[len(written)] if len(written) < len(answer) else RETURN
     if live[-1] == "conflict" or "SAT" in live:
         return SEP
