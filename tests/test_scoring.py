@@ -76,12 +76,11 @@ def test_every_gold_trace_has_one_boundary_and_the_whole_answer_after_it(suite):
 
 def test_a_trace_without_the_boundary_is_reported(suite):
     record = dict(suite[0])
-    answer = record["answer"].split()
     record["cot"] = " ".join(token for token in record["cot"].split() if token != ANSWER)
     record["pencil"] = " ".join(token for token in record["pencil"].split() if token != ANSWER)
     found = trace_problems(record)
-    assert any("[ANSWER]" in problem for problem in found)
-    assert answer  # the answer itself is untouched
+    assert "reducing the PENCIL trace does not leave exactly [ANSWER] and the answer" in found
+    assert "the CoT does not end with its one [ANSWER] and the answer" in found
 
 
 def test_compact_cot_scores_the_whole_answer_after_the_boundary(suite):
@@ -141,12 +140,10 @@ def _wrong_answers(record, rng):
             flips = [gold[:i] + [str(-int(gold[i]))] + gold[i + 1:] for i in range(1, len(gold))]
             out = [["UNSAT"], *flips]
     else:  # einstein: swap two values of one attribute between houses
-        values = [token for token in gold if not token.startswith("h")]
         out = []
         for values_of in problem["attributes"].values():
             a, b = values_of[0], values_of[1]
             out.append([b if t == a else a if t == b else t for t in gold])
-        assert values
     wrong = [option for option in out
              if not check_answer(task, problem, option).correct and option != gold]
     assert wrong, record["id"]
