@@ -36,9 +36,9 @@ Answers. Compact style: direct takes the whole output; cot takes every token aft
 reduced output (``generators.pencil.final_answer``: no ``[ANSWER]``, two of them, or
 nothing after it is a parse failure). An empty answer, or one with a token outside the
 task's declared vocabulary for the size (markers and ``[ANSWER]`` excluded), is a parse
-failure. Instruct
-style: the task's ``parse_answer`` on the final (reduced) text, which strips ``<think>``
-blocks; no answer, or a parser that raises, is a parse failure.
+failure. Instruct style: the task's ``parse_answer`` on the final (reduced) text, which
+reads the one final answer (``generators.answers``: hedged or disagreeing answers are none);
+no answer, or a parser that raises, is a parse failure.
 
 Trace rate (cot and pencil): the length of the longest common prefix of every token the
 model generated, in order (erased ones and ``[RETURN]`` included, instruct pieces compared
