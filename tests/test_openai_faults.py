@@ -14,6 +14,7 @@ import pytest
 from pencilbench.bench.adapters.openai import OpenAIAdapter
 from pencilbench.bench.adapters.wrapper import CallPolicy, Client
 from pencilbench.bench.cli import main
+from pencilbench.bench.commands.eval import EXIT_MODEL_ERRORS
 from pencilbench.bench.harness import EvalConfig, default_max_tokens, evaluate
 from pencilbench.bench.store import ResultStore
 from pencilbench.generators.dataset import Spec, generate
@@ -83,16 +84,18 @@ def test_chat_endpoint_with_faults(dataset, faulty, tmp_path, mode):
     assert set(frame["status"]) == {"ok"} and frame["correct"].all()
 
 
-def test_a_sample_that_keeps_failing_is_recorded_not_lost(dataset, tmp_path, capsys):
+def test_a_sample_that_keeps_failing_is_recorded_retried_and_reported(dataset, tmp_path, capsys):
     path, records = dataset
     poisoned = records[2]["id"]
     process, url = start_server(path, "--faults", "--poison", poisoned)
     try:
         argv = ["eval", "--data", str(path), "--model", "openai:direct", "--mode", "direct", "--base-url", url,
                 "--run-dir", str(tmp_path), "--retries", "2", "--timeout", "0.5", "--concurrency", "3",
-                "--no-cache"]
-        assert main(argv) == 0
-        capsys.readouterr()
+                "--no-cache", "--backoff", "0.01"]
+        assert main(argv) == EXIT_MODEL_ERRORS
+        err = capsys.readouterr().err.splitlines()
+        assert err[-1] == (f"pencilbench: error: 1 of {len(records)} samples failed: HTTP 500 internal server error; "
+                           "run the same command again to retry them")
         with ResultStore(tmp_path) as store:
             frame = store.samples()
         assert len(frame) == len(records) == frame["instance_id"].nunique()
@@ -100,11 +103,20 @@ def test_a_sample_that_keeps_failing_is_recorded_not_lost(dataset, tmp_path, cap
         assert bad.status == "model_error" and "HTTP 500" in bad.error and "3 attempts" in bad.error
         good = frame[frame["instance_id"] != poisoned]
         assert set(good["status"]) == {"ok"} and good["correct"].all()
-        # Running the same command again resumes: nothing is asked twice.
+        # Running the same command again asks again for the failed sample only (three
+        # attempts), and keeps the earlier failure in the history.
         before = sum(stats(url).values())
-        assert main(argv) == 0
+        assert main(argv) == EXIT_MODEL_ERRORS
+        assert "1 samples in" in capsys.readouterr().out
+        assert sum(stats(url).values()) == before + 3
+        with ResultStore(tmp_path) as store:
+            frame, history = store.samples(), store.failed_attempts()
+        assert len(frame) == len(records) and list(history["instance_id"]) == [poisoned]
+        assert "HTTP 500" in history["error"][0]
+        # --no-retry-errors leaves the failure as it is: nothing is asked.
+        assert main([*argv, "--no-retry-errors"]) == EXIT_MODEL_ERRORS
         assert "0 samples in" in capsys.readouterr().out
-        assert sum(stats(url).values()) == before
+        assert sum(stats(url).values()) == before + 3
     finally:
         process.kill()
         process.wait()
