@@ -2,9 +2,9 @@
 
 :func:`record_errors` is what every command that reads a dataset checks first (``eval``
 before any model call, ``solve`` before its deeper checks): every field present with its
-type, a known task, valid parameters, a non-empty answer; :func:`dataset_errors` adds
-duplicate ids. :func:`record_problems` is ``solve``'s full re-check: the prompt and
-question re-rendered from the problem, the trace invariants and the independent oracle.
+type, a known task, valid parameters, a non-empty answer; a dataset also must not repeat
+an id (:func:`check_dataset`). :func:`record_problems` is ``solve``'s full re-check: the
+prompt and question re-rendered from the problem, the trace invariants and the oracle.
 """
 
 from __future__ import annotations
@@ -69,28 +69,24 @@ def _repeated(record: Any, seen: set[str]) -> bool:
     return False
 
 
-def dataset_errors(records: Sequence[Any]) -> list[tuple[str, str]]:
-    """(record label, problem) for every record :func:`record_errors` rejects and every
-    repeated id, in file order."""
-    found: list[tuple[str, str]] = []
+def check_dataset(records: Sequence[Any], source: object) -> None:
+    """``UserError`` naming the bad records (the first few, by id) when any record cannot
+    be evaluated or repeats an id that came before it."""
+    found: list[str] = []
+    bad = 0
     seen: set[str] = set()
     for position, record in enumerate(records):
-        label = record_label(record, position)
-        found.extend((label, problem) for problem in record_errors(record))
+        problems = record_errors(record)
         if _repeated(record, seen):
-            found.append((label, "duplicate id"))
-    return found
-
-
-def check_dataset(records: Sequence[Any], source: object) -> None:
-    """``UserError`` naming the bad records (the first few) when any record is unusable."""
-    found = dataset_errors(records)
+            problems.append("duplicate id")
+        label = record_label(record, position)
+        found.extend(f"{label}: {problem}" for problem in problems)
+        bad += bool(problems)
     if not found:
         return
-    bad = len({label for label, _ in found})
-    named = "; ".join(f"{label}: {problem}" for label, problem in found[:SHOWN])
     more = f"; and {len(found) - SHOWN} more" if len(found) > SHOWN else ""
-    raise UserError(f"dataset {source}: {bad} of {len(records)} records are unusable: {named}{more}")
+    raise UserError(f"dataset {source}: {bad} of {len(records)} records are unusable: "
+                    f"{'; '.join(found[:SHOWN])}{more}")
 
 
 def record_problems(record: Mapping[str, Any]) -> list[str]:
