@@ -7,12 +7,15 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from pencilbench.bench.adapters.openai import OpenAIAdapter
-from pencilbench.bench.adapters.wrapper import CallPolicy, Client
+from pencilbench.bench.adapters.base import Request
+from pencilbench.bench.adapters.openai import OpenAIAdapter, _retry_after
+from pencilbench.bench.adapters.wrapper import CallPolicy, Client, ModelFailure
 from pencilbench.bench.cli import main
 from pencilbench.bench.commands.eval import EXIT_MODEL_ERRORS
 from pencilbench.bench.harness import EvalConfig, default_max_tokens, evaluate
@@ -131,3 +134,98 @@ def test_unreachable_endpoint_is_one_line_and_exit_2(dataset, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and "cannot reach" in err
+
+
+class Recorder(BaseHTTPRequestHandler):
+    """A tiny server: ``/away/...`` redirects to the same path on ``other`` (another
+    origin), ``/home/...`` to ``/final`` here; ``/deny/...`` answers 401, ``/huge/...`` a
+    500 with a megabyte of body; anything else a completion. It logs the key it was sent."""
+
+    protocol_version = "HTTP/1.1"
+    seen: list[tuple[int, str, str | None]] = []
+    other = ""
+
+    def log_message(self, *args):
+        pass
+
+    def _answer(self):
+        port = self.server.server_address[1]
+        self.seen.append((port, self.path, self.headers.get("Authorization")))
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        code, headers, body = 200, {}, json.dumps({"choices": [{"text": "4", "finish_reason": "stop"}]}).encode()
+        if self.path.startswith("/away/"):
+            code, headers, body = 302, {"Location": self.other + self.path.replace("/away/", "/final/", 1)}, b""
+        elif self.path.startswith("/home/"):
+            code, headers, body = 302, {"Location": self.path.replace("/home/", "/final/", 1)}, b""
+        elif self.path.startswith("/deny/"):
+            code, body = 401, b'{"error": "invalid api key"}'
+        elif self.path.startswith("/huge/"):
+            code, body = 500, b"<html>" + b"x" * 1_000_000
+        self.send_response(code)
+        for name, value in {"Content-Length": str(len(body)), **headers}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+
+@pytest.fixture
+def recorders():
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), Recorder) for _ in range(2)]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    ports = [server.server_address[1] for server in servers]
+    Recorder.seen, Recorder.other = [], f"http://127.0.0.1:{ports[1]}"
+    yield ports
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_api_key_never_follows_a_redirect_to_another_host(recorders, monkeypatch):
+    here, there = recorders
+    monkeypatch.setenv("PB_TEST_KEY", "secret")
+    away = OpenAIAdapter("m", f"http://127.0.0.1:{here}/away/v1", api_key_env="PB_TEST_KEY", timeout=5)
+    away.check()
+    assert away.complete(Request("2 + 2 =")).text == "4"
+    home = OpenAIAdapter("m", f"http://127.0.0.1:{here}/home/v1", api_key_env="PB_TEST_KEY", timeout=5)
+    home.check()
+    keys = {(port == here, path): key for port, path, key in Recorder.seen}
+    assert keys[(True, "/away/v1/models")] == keys[(True, "/away/v1/completions")] == "Bearer secret"
+    assert keys[(False, "/final/v1/models")] is None and keys[(False, "/final/v1/completions")] is None
+    assert keys[(True, "/final/v1/models")] == "Bearer secret"  # the same origin keeps it
+
+
+def test_error_bodies_are_read_and_kept_short(recorders):
+    adapter = OpenAIAdapter("m", f"http://127.0.0.1:{recorders[0]}/huge/v1", timeout=5)
+    [result] = Client(adapter, CallPolicy(retries=0)).complete_many([Request("x")])
+    assert isinstance(result, ModelFailure) and result.message.startswith("HTTP 500: <html>xxx")
+    assert len(result.message) < 300
+
+
+def test_retry_after_in_seconds_or_as_a_date():
+    now = 1_445_412_470.0  # 07:27:50 GMT on 21 Oct 2015
+    assert _retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now) == 10.0
+    assert _retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now) == 0.0
+    assert _retry_after("12", now) == 12.0 and _retry_after("-3", now) == 0.0
+    assert _retry_after("inf", now) == float("inf")  # capped by the call policy
+    assert _retry_after("nan", now) is None and _retry_after("soon", now) is None and _retry_after(None) is None
+
+
+def test_a_refused_key_exits_3_with_a_hint(dataset, recorders, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    code = main(["eval", "--data", str(dataset[0]), "--model", "openai:m", "--mode", "direct",
+                 "--base-url", f"http://127.0.0.1:{recorders[0]}/deny/v1", "--run-dir", str(tmp_path), "--quiet"])
+    err = capsys.readouterr().err.splitlines()
+    assert code == EXIT_MODEL_ERRORS
+    assert err == ["pencilbench: warning: OPENAI_API_KEY is not set; requests go without an API key",
+                   f"pencilbench: error: {len(dataset[1])} of {len(dataset[1])} samples failed: HTTP 401 "
+                   "unauthorized; is OPENAI_API_KEY set?; run the same command again to retry them"]
+    monkeypatch.setenv("OPENAI_API_KEY", "wrong")
+    code = main(["eval", "--data", str(dataset[0]), "--model", "openai:m", "--mode", "direct",
+                 "--base-url", f"http://127.0.0.1:{recorders[0]}/deny/v1", "--run-dir", str(tmp_path), "--quiet"])
+    err = capsys.readouterr().err.splitlines()
+    assert code == EXIT_MODEL_ERRORS and len(err) == 1 and "is the key in OPENAI_API_KEY valid?" in err[0]
