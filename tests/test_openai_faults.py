@@ -4,10 +4,14 @@ is retried or recorded against its sample, and no sample is lost or duplicated."
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,6 +28,7 @@ from pencilbench.generators.dataset import Spec, generate
 from pencilbench.generators.export import write_records
 
 SERVER = Path(__file__).with_name("openai_server.py")
+ROOT = SERVER.parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -229,3 +234,66 @@ def test_a_refused_key_exits_3_with_a_hint(dataset, recorders, tmp_path, capsys,
                  "--base-url", f"http://127.0.0.1:{recorders[0]}/deny/v1", "--run-dir", str(tmp_path), "--quiet"])
     err = capsys.readouterr().err.splitlines()
     assert code == EXIT_MODEL_ERRORS and len(err) == 1 and "is the key in OPENAI_API_KEY valid?" in err[0]
+
+
+def test_chaos_a_kill_and_a_rerun_score_every_sample_once_as_a_clean_run(tmp_path):
+    """Random faults on any attempt (HTTP 500, 429 with absurd Retry-After values, timeouts,
+    dropped connections, garbage bodies), the eval killed with SIGKILL part way, the same
+    command run again: every sample ends with exactly one row, the same as a clean run's."""
+    records = list(generate(Spec("addition", {"operands": 2, "digits": 3}, "test", 9), 16))
+    path = tmp_path / "suite.jsonl"
+    write_records(path, records)
+    chaos, url = start_server(path, "--chaos", "0.3", "--seed", "7", "--delay", "0.02")
+    clean, clean_url = start_server(path)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run_dir, store_path = tmp_path / "run", tmp_path / "run" / "results.sqlite"
+
+    def command(*extra):
+        return [sys.executable, "-m", "pencilbench", "eval", "--data", str(path), "--model", "openai:pencil",
+                "--mode", "pencil", "--base-url", url, "--run-dir", str(run_dir), "--timeout", "0.3",
+                "--backoff", "0.001", "--max-backoff", "0.02", "--quiet", *extra]
+
+    try:
+        process = subprocess.Popen(command("--retries", "1"), cwd=ROOT, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        rows, errors, deadline = 0, 0, time.monotonic() + 60
+        while (rows < 4 or errors < 1) and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.02)
+            try:
+                with sqlite3.connect(store_path) as db:
+                    rows, errors = db.execute(
+                        "SELECT COUNT(*), COALESCE(SUM(status = 'model_error'), 0) FROM samples").fetchone()
+            except sqlite3.OperationalError:
+                pass
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        with ResultStore(run_dir) as store:
+            before = store.samples().set_index("instance_id")
+        assert 4 <= len(before) < len(records) and (before["status"] == "model_error").any(), before["status"]
+
+        done = subprocess.run(command("--retries", "12", "--concurrency", "8"), cwd=ROOT, env=env,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        failed_before = set(before.index[before["status"] == "model_error"])
+        assert f"{len(failed_before)} failed before and tried again" in done.stdout
+        served = stats(url)
+        assert all(served.get(fault, 0) >= 1 for fault in ("500", "429", "timeout", "drop", "badjson", "empty"))
+
+        assert main(["eval", "--data", str(path), "--model", "openai:pencil", "--mode", "pencil", "--base-url",
+                     clean_url, "--run-dir", str(tmp_path / "clean"), "--quiet"]) == 0
+    finally:
+        for server in (chaos, clean):
+            server.kill()
+            server.wait()
+    with ResultStore(run_dir) as store:
+        after, history = store.samples().set_index("instance_id"), store.failed_attempts()
+    with ResultStore(tmp_path / "clean") as store:
+        expected = store.samples().set_index("instance_id")
+    assert len(after) == len(records) and after.index.is_unique and set(after["status"]) == {"ok"}
+    finished = before.index[before["status"] != "model_error"]
+    assert after.loc[finished, "wall_time"].equals(before.loc[finished, "wall_time"]), "a finished sample was redone"
+    assert set(history["instance_id"]) == failed_before
+    columns = ["status", "correct", "partial", "parsed_answer", "output", "peak_context", "generated_tokens",
+               "reductions", "context_lengths"]
+    assert after[columns].sort_index().equals(expected[columns].sort_index())
+    assert after["correct"].all()
