@@ -201,12 +201,16 @@ class ResultStore:
         """Commit one sample; ``False`` (and nothing written) if it already had a row. A
         ``model_error`` row is not kept in the way: it moves to ``failed_attempts`` and the
         new outcome takes its place, in one transaction."""
-        key = tuple(getattr(sample, name) for name in SAMPLE_KEY)
+        row = tuple(getattr(sample, name) for name in SAMPLE_COLUMNS)
         with self.db:
+            if self.db.execute(_INSERT_SAMPLE, row).rowcount == 1:
+                return True
+            key = tuple(getattr(sample, name) for name in SAMPLE_KEY)
             self.db.execute(_MOVE_FAILED, (datetime.now(UTC).isoformat(timespec="seconds"), *key))
-            self.db.execute(_DELETE_FAILED, key)
-            cursor = self.db.execute(_INSERT_SAMPLE, tuple(getattr(sample, name) for name in SAMPLE_COLUMNS))
-        return cursor.rowcount == 1
+            if self.db.execute(_DELETE_FAILED, key).rowcount == 0:
+                return False
+            self.db.execute(_INSERT_SAMPLE, row)
+        return True
 
     def failed_attempts(self) -> pd.DataFrame:
         """Every failed outcome that a later attempt replaced, oldest first."""

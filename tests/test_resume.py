@@ -156,3 +156,14 @@ def test_eval_checks_every_record_before_any_call(dataset, tmp_path, capsys):
     code = main(eval_argv(data, tmp_path / "run", "python:eval_models:broken"))
     err = capsys.readouterr().err
     assert code == 2 and f"{records[5]['id']}: answer is empty" in err and f"{records[0]['id']}: duplicate id" in err
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--backoff", "-1", "--backoff must be in [0, 3600] seconds"),
+    ("--max-backoff", "1e9", "--max-backoff must be in [0, 3600] seconds"),
+    ("--retries", "101", "--retries must be in [0, 100]"),
+])
+def test_retry_settings_out_of_range_are_one_line(dataset, tmp_path, capsys, flag, value, message):
+    code = main([*eval_argv(dataset[0], tmp_path, "oracle"), flag, value])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err

@@ -202,7 +202,8 @@ def run_eval(args: argparse.Namespace) -> int:
                 "api": args.api if kind == "openai" else None,
                 "temperature": args.temperature if kind in REMOTE else None,
                 "seed": args.seed if kind == "random" else None,
-                "timeout": timeout, "retries": args.retries, "concurrency": args.concurrency}
+                "timeout": timeout, "retries": args.retries, "backoff": args.backoff,
+                "max_backoff": args.max_backoff, "concurrency": args.concurrency}
     versions = {"pencilbench": __version__, "python": platform.python_version(),
                 "generators": sorted({record["generator_version"] for record in records})}
     policy = CallPolicy(retries=args.retries, backoff=args.backoff, max_backoff=args.max_backoff,
