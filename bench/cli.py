@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -26,11 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; user errors print one line on stderr and exit 2."""
+    """Run one command; user errors print one line on stderr and exit 2 (an unreadable
+    SQLite file in a run directory is one of them)."""
     args = build_parser().parse_args(argv)
     try:
         return args.run(args) or 0
-    except (UserError, ValueError, OSError) as error:
+    except (UserError, ValueError, OSError, sqlite3.DatabaseError) as error:
         print(f"pencilbench: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

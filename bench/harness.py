@@ -65,7 +65,7 @@ from typing import Any
 from pencilbench.bench.adapters.base import Completion, Request
 from pencilbench.bench.adapters.wrapper import Client, ModelFailure
 from pencilbench.bench.prompts import instruct_prompt, pieces
-from pencilbench.bench.store import ResultStore, Sample
+from pencilbench.bench.store import MODEL_ERROR, ResultStore, Sample
 from pencilbench.generators.answers import complete_lines
 from pencilbench.generators.pencil import RETURN, SPECIAL_TOKENS, Reducer, final_answer
 from pencilbench.generators.registry import get_task
@@ -75,8 +75,8 @@ from tqdm import tqdm
 
 MODES = ("direct", "cot", "pencil")
 STYLES = ("compact", "instruct")
-OK, CONTEXT_OVERFLOW, TOKEN_LIMIT, PROTOCOL_ERROR, MODEL_ERROR, REPLY_CUT = (
-    "ok", "context_overflow", "token_limit", "protocol_error", "model_error", "reply_cut")
+OK, CONTEXT_OVERFLOW, TOKEN_LIMIT, PROTOCOL_ERROR, REPLY_CUT = (
+    "ok", "context_overflow", "token_limit", "protocol_error", "reply_cut")
 # Statuses of a reply stopped before the model ended it; its finished part is still scored.
 BUDGET_STOPS = (TOKEN_LIMIT, CONTEXT_OVERFLOW, REPLY_CUT)
 INSTRUCT_MAX_TOKENS = 4096
@@ -300,7 +300,8 @@ def run_sample(record: Mapping[str, Any], config: EvalConfig, model: str,
 class RunSummary:
     """What one call of :func:`evaluate` did: samples written and skipped (already in the
     store), wall-clock and CPU seconds spent in this process (CPU time is what the loop costs
-    on a busy machine), tokens generated and model calls made."""
+    on a busy machine), tokens generated, model calls made, and how many of the samples
+    were tried again because their earlier model call had failed."""
 
     written: int
     skipped: int
@@ -308,15 +309,19 @@ class RunSummary:
     tokens: int
     calls: int
     cpu_seconds: float
+    retried: int = 0
 
 
 def evaluate(records: Sequence[Mapping[str, Any]], client: Client, config: EvalConfig,
-             store: ResultStore, model: str, *, progress: bool = True) -> RunSummary:
-    """Evaluate every record that has no row yet for (model, mode, style); each sample is
+             store: ResultStore, model: str, *, progress: bool = True, retry_errors: bool = True) -> RunSummary:
+    """Evaluate every record that has no row yet for (model, mode, style), and, when
+    ``retry_errors``, every record whose row says its model call failed; each sample is
     committed as it finishes, so an interrupted run resumes where it stopped."""
     started, cpu_started = time.perf_counter(), time.process_time()
-    done = store.finished(model, config.mode, config.style)
+    done = store.finished(model, config.mode, config.style, retry_errors=retry_errors)
     todo = [record for record in records if record["id"] not in done]
+    errored = store.finished(model, config.mode, config.style, retry_errors=False) - done
+    retried = sum(record["id"] in errored for record in todo)
     store.add_instances(todo)
     weigh = None
     count_tokens = getattr(client.adapter, "count_tokens", None)
@@ -386,4 +391,4 @@ def evaluate(records: Sequence[Mapping[str, Any]], client: Client, config: EvalC
     finally:
         bar.close()
     return RunSummary(written, len(records) - len(todo), time.perf_counter() - started, tokens,
-                      client.calls - calls, time.process_time() - cpu_started)
+                      client.calls - calls, time.process_time() - cpu_started, retried)

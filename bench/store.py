@@ -2,23 +2,35 @@
 
 A row is written the moment its sample finishes and committed at once, so a run killed at
 any point resumes exactly where it stopped: the harness skips every (model, mode, style,
-instance) that already has a row. ``instances`` keeps the records that were evaluated, so
-reports can show gold traces without the original dataset file.
+instance) that already has a row, except rows whose model call failed (``model_error``):
+those are tried again, and the failed row moves to ``failed_attempts`` when its
+replacement is written, so ``samples`` holds each sample's latest outcome and the error
+history is kept. ``instances`` keeps the records that were evaluated, so reports can show
+gold traces without the original dataset file.
+
+One eval at a time writes to a run directory: :func:`lock_run_dir` holds an advisory lock
+on ``RUN_DIR/.lock`` that the kernel releases when the process ends, however it ends.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pencilbench.bench.errors import UserError
 
 STORE_NAME = "results.sqlite"
+LOCK_NAME = ".lock"
+MODEL_ERROR = "model_error"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS evaluations (
@@ -38,6 +50,11 @@ CREATE TABLE IF NOT EXISTS samples (
     trace_rate REAL, wall_time REAL NOT NULL, output TEXT NOT NULL, error TEXT,
     context_lengths TEXT,
     PRIMARY KEY (model, mode, style, instance_id)
+);
+CREATE TABLE IF NOT EXISTS failed_attempts (
+    model TEXT NOT NULL, mode TEXT NOT NULL, style TEXT NOT NULL, instance_id TEXT NOT NULL,
+    error TEXT, output TEXT NOT NULL, generated_tokens INTEGER NOT NULL, wall_time REAL NOT NULL,
+    replaced TEXT NOT NULL
 );
 """
 
@@ -77,26 +94,74 @@ class Sample:
 
 
 SAMPLE_COLUMNS = tuple(f.name for f in fields(Sample))
+# The columns that name one sample: a row of ``samples`` is unique on them.
+SAMPLE_KEY = ("model", "mode", "style", "instance_id")
 _INSERT_SAMPLE = (f"INSERT OR IGNORE INTO samples ({', '.join(SAMPLE_COLUMNS)}) "
                   f"VALUES ({', '.join('?' for _ in SAMPLE_COLUMNS)})")
+_MATCH_KEY = " AND ".join(f"{name} = ?" for name in SAMPLE_KEY)
+_HISTORY = ("model", "mode", "style", "instance_id", "error", "output", "generated_tokens", "wall_time")
+_MOVE_FAILED = (f"INSERT INTO failed_attempts ({', '.join(_HISTORY)}, replaced) "
+                f"SELECT {', '.join(_HISTORY)}, ? FROM samples WHERE {_MATCH_KEY} AND status = '{MODEL_ERROR}'")
+_DELETE_FAILED = f"DELETE FROM samples WHERE {_MATCH_KEY} AND status = '{MODEL_ERROR}'"
 
 
 def is_run_dir(path: str | Path) -> bool:
     return (Path(path) / STORE_NAME).is_file()
 
 
+@contextmanager
+def lock_run_dir(run_dir: str | Path) -> Iterator[None]:
+    """Hold the run directory's lock for the duration; ``UserError`` when another process
+    holds it. ``flock`` locks belong to the open file, so they go when the process does,
+    also after ``kill -9``: a stale lock cannot outlive its owner."""
+    path = Path(run_dir) / LOCK_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            raise UserError(f"{run_dir} is in use by another eval (pid {owner}); wait for it to finish "
+                            "or use another --run-dir") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
 class ResultStore:
-    """Read and write access to ``RUN_DIR/results.sqlite``."""
+    """Read and write access to ``RUN_DIR/results.sqlite``.
+
+    A file that is not a results store (zero bytes, or not SQLite, or damaged) is refused
+    with ``UserError`` before anything is written to it.
+    """
 
     def __init__(self, run_dir: str | Path, *, create: bool = False) -> None:
         self.path = Path(run_dir) / STORE_NAME
-        if not create and not self.path.is_file():
+        exists = self.path.is_file()
+        if not create and not exists:
             raise FileNotFoundError(f"{run_dir} is not a pencilbench run directory (no {STORE_NAME})")
+        if exists and self.path.stat().st_size == 0:
+            raise UserError(f"{self.path} is empty (0 bytes), not a results store; move it away to start afresh")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
+        try:
+            if exists:
+                verdict = self.db.execute("PRAGMA quick_check").fetchone()[0]
+                if verdict != "ok":
+                    raise sqlite3.DatabaseError(verdict)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as error:
+            self.db.close()
+            raise UserError(f"{self.path} is not a readable results store ({error}); "
+                            "nothing was changed, move it away to start afresh") from None
 
     def close(self) -> None:
         self.db.close()
@@ -125,19 +190,34 @@ class ResultStore:
                   json.dumps(r)) for r in records),
             )
 
-    def finished(self, model: str, mode: str, style: str) -> set[str]:
-        """Instance ids that already have a row for this evaluation."""
+    def finished(self, model: str, mode: str, style: str, *, retry_errors: bool = True) -> set[str]:
+        """Instance ids that already have a row for this evaluation, not counting rows
+        whose model call failed when ``retry_errors`` (those are to be tried again)."""
         rows = self.db.execute(
-            "SELECT instance_id FROM samples WHERE model = ? AND mode = ? AND style = ?",
+            "SELECT instance_id, status FROM samples WHERE model = ? AND mode = ? AND style = ?",
             (model, mode, style),
         )
-        return {row[0] for row in rows}
+        return {row[0] for row in rows if not (retry_errors and row[1] == MODEL_ERROR)}
 
     def write(self, sample: Sample) -> bool:
-        """Commit one sample; ``False`` (and nothing written) if it already had a row."""
+        """Commit one sample; ``False`` (and nothing written) if it already had a row. A
+        ``model_error`` row is not kept in the way: it moves to ``failed_attempts`` and the
+        new outcome takes its place, in one transaction."""
+        row = tuple(getattr(sample, name) for name in SAMPLE_COLUMNS)
         with self.db:
-            cursor = self.db.execute(_INSERT_SAMPLE, tuple(getattr(sample, name) for name in SAMPLE_COLUMNS))
-        return cursor.rowcount == 1
+            if self.db.execute(_INSERT_SAMPLE, row).rowcount == 1:
+                return True
+            key = tuple(getattr(sample, name) for name in SAMPLE_KEY)
+            self.db.execute(_MOVE_FAILED, (datetime.now(UTC).isoformat(timespec="seconds"), *key))
+            if self.db.execute(_DELETE_FAILED, key).rowcount == 0:
+                return False
+            self.db.execute(_INSERT_SAMPLE, row)
+        return True
+
+    def failed_attempts(self) -> pd.DataFrame:
+        """Every failed outcome that a later attempt replaced, oldest first."""
+        return pd.read_sql_query(
+            f"SELECT {', '.join(_HISTORY)}, replaced FROM failed_attempts ORDER BY rowid", self.db)
 
     def samples(self) -> pd.DataFrame:
         """Every sample row, ordered, with booleans as ``bool``."""

@@ -39,6 +39,16 @@ def broken(request: Any) -> str:
     raise RuntimeError("model exploded")
 
 
+OUTAGE = {"on": True}
+
+
+def outage(request: Any) -> str:
+    """``last_token`` behind a switch: fails while ``OUTAGE["on"]`` (tests flip it)."""
+    if OUTAGE["on"]:
+        raise ConnectionError("server down")
+    return last_token(request)
+
+
 def serve() -> None:
     """JSON lines on stdin/stdout: echo the last context token; ``crash`` in the context
     makes the process exit, ``garbage`` makes it write a malformed line."""

@@ -1,13 +1,16 @@
 """A local OpenAI-compatible server for the fault tests: it answers as the oracle does,
 from a dataset, and injects faults.
 
-    python tests/openai_server.py DATASET [--faults] [--poison ID ...]
+    python tests/openai_server.py DATASET [--faults] [--poison ID ...] [--chaos RATE --seed S] [--delay S]
 
 It prints its port on the first line of stdout. With ``--faults`` the first attempt of a quarter of
 the requests fails (chosen by a hash of the request, so every run sees the same faults): HTTP
 500, 429 with ``Retry-After: 1``, a timeout (no answer for 3 s), a dropped connection,
 malformed JSON, or an empty ``choices`` list; the second attempt succeeds. Requests for a
-poisoned record always get HTTP 500. ``GET /stats`` returns how often each fault was served.
+poisoned record always get HTTP 500. With ``--chaos RATE`` any attempt fails with
+probability RATE, drawn from a generator seeded with ``--seed``: the faults above, or a 429
+whose ``Retry-After`` is one of :data:`RETRY_AFTERS`. ``--delay`` slows every answer down.
+``GET /stats`` returns how often each fault was served.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import random
 import sys
 import threading
 import time
@@ -28,13 +32,16 @@ from pencilbench.bench.adapters.replay import OracleAdapter  # noqa: E402
 from pencilbench.generators.export import read_records  # noqa: E402
 
 FAULTS = ("500", "429", "timeout", "drop", "badjson", "empty")
+RETRY_AFTERS = ("1", "3600", "inf", "nan", "-5", "Fri, 31 Dec 9999 23:59:59 GMT", "soon")
 
 
 class State:
-    def __init__(self, records, faults: bool, poison: set[str]) -> None:
+    def __init__(self, records, faults: bool, poison: set[str], chaos: float = 0.0, seed: int = 0,
+                 delay: float = 0.0) -> None:
         self.records = records
         self.oracles = {mode: OracleAdapter(records, mode, "compact") for mode in ("direct", "cot", "pencil")}
         self.faults, self.poison = faults, poison
+        self.chaos, self.random, self.delay = chaos, random.Random(seed), delay
         self.attempts: dict[str, int] = {}
         self.stats: dict[str, int] = {}
         self.lock = threading.Lock()
@@ -55,6 +62,8 @@ class State:
             self.attempts[key] = attempt + 1
             if record_id in self.poison:
                 fault = "500"
+            elif self.chaos:
+                fault = self.random.choice(FAULTS) if self.random.random() < self.chaos else "ok"
             elif not self.faults or attempt > 0:
                 fault = "ok"
             else:
@@ -107,10 +116,12 @@ def make_handler(state: State):
             mode = body["model"]  # the tests name the model after the mode it replays
             key = json.dumps([self.path, prompt, generated, stop])
             fault = state.fault_for(key, record["id"])
+            time.sleep(state.delay)
             if fault == "500":
                 self._send(500, b'{"error": "boom"}')
             elif fault == "429":
-                self._send(429, b'{"error": "slow down"}', {"Retry-After": "1"})
+                wait = state.random.choice(RETRY_AFTERS) if state.chaos else "1"
+                self._send(429, b'{"error": "slow down"}', {"Retry-After": wait})
             elif fault == "timeout":
                 time.sleep(3)
                 self.close_connection = True
@@ -138,8 +149,11 @@ def main() -> None:
     parser.add_argument("dataset")
     parser.add_argument("--faults", action="store_true")
     parser.add_argument("--poison", nargs="*", default=[])
+    parser.add_argument("--chaos", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--delay", type=float, default=0.0)
     args = parser.parse_args()
-    state = State(read_records(args.dataset), args.faults, set(args.poison))
+    state = State(read_records(args.dataset), args.faults, set(args.poison), args.chaos, args.seed, args.delay)
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(state))
     server.daemon_threads = True
     print(server.server_address[1], flush=True)

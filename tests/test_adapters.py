@@ -12,7 +12,7 @@ import pytest
 from pencilbench.bench.adapters import SPECS, AdapterOptions, make_adapter, spec_kind
 from pencilbench.bench.adapters.base import Adapter, AdapterError, Completion, Request
 from pencilbench.bench.adapters.local import CommandAdapter, PythonAdapter
-from pencilbench.bench.adapters.wrapper import CallPolicy, Client, ModelFailure, ResponseCache
+from pencilbench.bench.adapters.wrapper import MAX_ERROR_CHARS, CallPolicy, Client, ModelFailure, ResponseCache
 from pencilbench.bench.cli import main
 from pencilbench.bench.errors import UserError
 from pencilbench.generators.dataset import Spec, generate
@@ -60,13 +60,43 @@ def test_spec_table_resolves_every_kind(records):
 def test_retries_back_off_exponentially_and_honour_retry_after():
     waits = []
     adapter = Flaky(3)
-    client = Client(adapter, CallPolicy(retries=4, backoff=0.5, max_backoff=1.5), sleep=waits.append)
+    client = Client(adapter, CallPolicy(retries=4, backoff=0.5, max_backoff=1.5, jitter=0), sleep=waits.append)
     assert client.complete_many([Request("x")]) == [Completion("ok")]
     assert waits == [0.5, 1.0, 1.5] and adapter.calls == client.calls == 4
     waits.clear()
     client = Client(Flaky(1, AdapterError("429", retry_after=7)), CallPolicy(backoff=0.5), sleep=waits.append)
     client.complete_many([Request("x")])
     assert waits == [7]
+
+
+def test_back_off_is_jittered_within_its_bounds():
+    policy = CallPolicy(backoff=1.0, max_backoff=100, jitter=0.5)
+    assert policy.delay(3, None, 0.0) == 8.0 and policy.delay(3, None, 0.999) == pytest.approx(4.004)
+    waits = []
+    client = Client(Flaky(6), CallPolicy(retries=6, backoff=1.0, max_backoff=1000), sleep=waits.append)
+    client.complete_many([Request("x")])
+    assert all(2**k / 2 <= wait <= 2**k for k, wait in enumerate(waits)) and len(waits) == 6
+    assert len({wait / 2**k for k, wait in enumerate(waits)}) > 1, "every retry waited the same share"
+    with pytest.raises(ValueError, match=r"jitter must be in \[0, 1\]"):
+        CallPolicy(jitter=2)
+
+
+@pytest.mark.parametrize("retry_after, expected", [
+    (3600.0, 30.0), (float("inf"), 30.0), (float("nan"), 0.5), (-5.0, 0.5), (None, 0.5), (2.0, 2.0)])
+def test_retry_after_is_capped_and_nonsense_ignored(retry_after, expected):
+    waits = []
+    client = Client(Flaky(1, AdapterError("429", retry_after=retry_after)),
+                    CallPolicy(backoff=0.5, max_backoff=30, jitter=0), sleep=waits.append)
+    assert client.complete_many([Request("x")]) == [Completion("ok")]
+    assert waits == [expected]
+
+
+def test_stored_failure_messages_are_one_short_line():
+    adapter = Flaky(5, AdapterError("HTTP 500: <html>\n" + "x" * 1_000_000, retryable=False))
+    [result] = Client(adapter, CallPolicy(retries=0)).complete_many([Request("x")])
+    assert isinstance(result, ModelFailure)
+    assert len(result.message) <= MAX_ERROR_CHARS + len(" (after 1 attempt)") and "\n" not in result.message
+    assert result.message.startswith("HTTP 500: <html> xxx") and result.message.endswith("… (after 1 attempt)")
 
 
 def test_giving_up_and_not_retrying_what_cannot_succeed():

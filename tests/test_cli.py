@@ -40,6 +40,24 @@ def test_solve_catches_a_tampered_record(tmp_path, capsys):
     assert "FAIL" in out and "4/5 records verified" in out
 
 
+def test_solve_catches_tampered_prompts_questions_and_repeated_ids(tmp_path, capsys):
+    data = tmp_path / "a.jsonl"
+    assert main(["generate", "addition", "-p", "operands=2", "-p", "digits=3", "-n", "5", "--out", str(data)]) == 0
+    records = [json.loads(line) for line in data.read_text().splitlines()]
+    records[1]["prompt"] = records[1]["prompt"].replace("+", "+ 1", 1)  # a different sum, same answer
+    records[2]["question"] = records[2]["question"].replace("Add", "Subtract")
+    records[4]["answer"] = None
+    records.append(dict(records[0]))
+    data.write_text("".join(json.dumps(record) + "\n" for record in records))
+    capsys.readouterr()
+    code, out, _ = run(capsys, "solve", str(data))
+    assert code == 1 and "2/6 records verified" in out
+    assert f"FAIL {records[1]['id']}: the prompt is not the one the problem renders to" in out
+    assert f"FAIL {records[2]['id']}: the question is not the one the problem renders to" in out
+    assert f"FAIL {records[4]['id']}: answer is null" in out
+    assert f"FAIL {records[0]['id']}: duplicate id" in out
+
+
 def test_tasks_lists_parameters_and_ranges(capsys):
     code, out, _ = run(capsys, "tasks")
     assert code == 0

@@ -5,7 +5,9 @@ standard library only.
 prompt as the user message and what the model wrote so far as an assistant message to be
 continued (vLLM's ``continue_final_message``). Decoding is greedy unless a temperature is
 given. The API key is read from an environment variable (``OPENAI_API_KEY`` by default);
-no key means no ``Authorization`` header, which local servers accept.
+no key means no ``Authorization`` header, which local servers accept. Redirects are
+followed, but the key goes only to the scheme, host and port of ``base_url``: a redirect
+elsewhere is followed without it.
 
 PENCIL mode sends ``[RETURN]`` as a stop string. Endpoints do not echo a matched stop
 string, so the adapter reads which one matched from ``stop_reason`` (vLLM) or
@@ -14,15 +16,20 @@ on its own, and no reduction happens.
 
 Every transport fault (refused or dropped connection, timeout, HTTP 408/409/429/5xx,
 malformed JSON, no choices) raises a retryable :class:`AdapterError`; HTTP 429 and 503
-pass their ``Retry-After`` on. Other HTTP errors (a bad request) are not retried.
+pass their ``Retry-After`` on (seconds or an HTTP date; the wrapper caps it). Other HTTP
+errors (a bad request) are not retried. Only the first bytes of an error body are read.
 """
 
 from __future__ import annotations
 
+import email.utils
 import http.client
 import json
+import math
 import os
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -30,6 +37,29 @@ from pencilbench.bench.adapters.base import AdapterError, Completion, Request
 from pencilbench.bench.errors import UserError
 
 RETRYABLE_HTTP = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+ERROR_BODY_BYTES = 200
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+
+
+class _KeepKeyHome(urllib.request.HTTPRedirectHandler):
+    """Follows redirects, dropping the ``Authorization`` header when one leaves the origin
+    the request was first sent to."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None:
+            home = getattr(req, "pencilbench_origin", _origin(req.full_url))
+            new.pencilbench_origin = home  # type: ignore[attr-defined]
+            if _origin(new.full_url) != home:
+                new.remove_header("Authorization")
+        return new
+
+
+_OPENER = urllib.request.build_opener(_KeepKeyHome)
 
 
 class OpenAIAdapter:
@@ -50,7 +80,7 @@ class OpenAIAdapter:
     def check(self) -> None:
         """Fail fast when nothing answers at the base URL (an HTTP error still means it is there)."""
         try:
-            urllib.request.urlopen(self._request("GET", "/models"), timeout=min(self.timeout, 10)).close()
+            _OPENER.open(self._request("GET", "/models"), timeout=min(self.timeout, 10)).close()
         except urllib.error.HTTPError:
             return
         except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
@@ -84,10 +114,10 @@ class OpenAIAdapter:
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
         try:
-            with urllib.request.urlopen(self._request("POST", path, body), timeout=self.timeout) as response:
+            with _OPENER.open(self._request("POST", path, body), timeout=self.timeout) as response:
                 raw = response.read()
         except urllib.error.HTTPError as error:
-            detail = error.read()[:200].decode(errors="replace")
+            detail = error.read(ERROR_BODY_BYTES).decode(errors="replace")
             raise AdapterError(f"HTTP {error.code}: {detail}", retryable=error.code in RETRYABLE_HTTP,
                                retry_after=_retry_after(error.headers.get("Retry-After"))) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
@@ -122,11 +152,25 @@ class OpenAIAdapter:
         )
 
 
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
+def _retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for: a number of seconds or an HTTP date
+    (RFC 9110); ``None`` for anything else. Negative and past values mean 0; a huge or
+    infinite value is passed on for the wrapper to cap."""
+    if value is None:
         return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if math.isnan(seconds):
+        return None
+    return max(0.0, seconds)
 
 
 def _int_or_none(value: Any) -> int | None:

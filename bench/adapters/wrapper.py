@@ -1,16 +1,20 @@
-"""What every adapter gets for free: retries with exponential back-off, per-call timeouts,
-bounded concurrency and a response cache.
+"""What every adapter gets for free: retries with jittered exponential back-off, per-call
+timeouts, bounded concurrency and a response cache.
 
 The harness hands a :class:`Client` the requests of several samples at once
 (:meth:`Client.complete_many`). Each comes back as a :class:`Completion`, or as a
 :class:`ModelFailure` once its retries are spent; the harness records that failure against
-its sample and carries on, so a flaky model never stops a run.
+its sample and carries on, so a flaky model never stops a run. A failure's message is cut
+to :data:`MAX_ERROR_CHARS` on one line: it is stored with the sample, and a server's error
+page is no place for megabytes of HTML.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import random
 import sqlite3
 import threading
 import time
@@ -22,32 +26,50 @@ from pathlib import Path
 
 from pencilbench.bench.adapters.base import Adapter, AdapterError, Completion, Request
 
+MAX_ERROR_CHARS = 300
+
+
+def short_error(text: str) -> str:
+    """``text`` on one line, cut to :data:`MAX_ERROR_CHARS` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= MAX_ERROR_CHARS else line[: MAX_ERROR_CHARS - 1] + "…"
+
 
 @dataclass(frozen=True)
 class CallPolicy:
     """How calls are made. ``timeout`` (seconds, ``None`` = wait forever) bounds each
-    attempt; attempt ``k`` that fails waits ``backoff * 2**k`` seconds (at most
-    ``max_backoff``, at least the server's ``Retry-After``) before the next one."""
+    attempt. Attempt ``k`` that fails waits ``backoff * 2**k`` seconds, shortened by a
+    random share of up to ``jitter`` (so clients that failed together do not retry in
+    step), at least the server's ``Retry-After``, and never more than ``max_backoff``: a
+    server asking for an hour, or forever, does not stall the run."""
 
     retries: int = 4
     backoff: float = 0.5
     max_backoff: float = 30.0
+    jitter: float = 0.5
     timeout: float | None = None
     concurrency: int = 1
 
     def __post_init__(self) -> None:
         if not 0 <= self.retries <= 100:
             raise ValueError(f"retries must be in [0, 100], got {self.retries}")
-        if self.backoff < 0 or self.max_backoff < 0:
-            raise ValueError("backoff and max_backoff must be >= 0")
+        if not (0 <= self.backoff <= 3600 and 0 <= self.max_backoff <= 3600):
+            raise ValueError(f"backoff and max_backoff must be in [0, 3600] seconds, "
+                             f"got {self.backoff} and {self.max_backoff}")
+        if not 0 <= self.jitter <= 1:
+            raise ValueError(f"jitter must be in [0, 1], got {self.jitter}")
         if self.timeout is not None and self.timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds, got {self.timeout}")
         if not 1 <= self.concurrency <= 1024:
             raise ValueError(f"concurrency must be in [1, 1024], got {self.concurrency}")
 
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        wait = min(self.max_backoff, self.backoff * 2**attempt)
-        return max(wait, retry_after or 0.0)
+    def delay(self, attempt: int, retry_after: float | None, draw: float = 0.0) -> float:
+        """Seconds to wait after failed attempt ``attempt`` (from 0); ``draw`` in [0, 1)
+        picks the jitter. A ``retry_after`` that is not a number of seconds >= 0 is ignored,
+        an infinite one is capped."""
+        wait = self.backoff * 2 ** min(attempt, 64) * (1 - self.jitter * draw)
+        hint = retry_after if retry_after is not None and not math.isnan(retry_after) and retry_after > 0 else 0.0
+        return min(self.max_backoff, max(wait, hint))
 
 
 @dataclass(frozen=True)
@@ -114,11 +136,13 @@ class Client:
     """An adapter behind retries, timeouts, a concurrency bound and an optional cache."""
 
     def __init__(self, adapter: Adapter, policy: CallPolicy = CallPolicy(), *,
-                 cache: ResponseCache | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+                 cache: ResponseCache | None = None, sleep: Callable[[float], None] = time.sleep,
+                 draw: Callable[[], float] = random.random) -> None:
         self.adapter = adapter
         self.policy = policy
         self.cache = cache
         self.sleep = sleep
+        self.draw = draw
         self.calls = 0  # attempts made, failed ones included
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(policy.concurrency) if policy.concurrency > 1 else None
@@ -203,8 +227,8 @@ class Client:
                 problem, retryable, retry_after = f"{type(error).__name__}: {error}", True, None
             if not retryable or attempt >= self.policy.retries:
                 tries = "1 attempt" if attempt == 0 else f"{attempt + 1} attempts"
-                return ModelFailure(f"{problem} (after {tries})")
-            self.sleep(self.policy.delay(attempt, retry_after))
+                return ModelFailure(f"{short_error(problem)} (after {tries})")
+            self.sleep(self.policy.delay(attempt, retry_after, self.draw()))
             attempt += 1
 
     def _attempt(self, request: Request) -> Completion:

@@ -2,17 +2,27 @@
 
 Results go to ``RUN_DIR/results.sqlite`` (one row per model, mode, style and instance,
 committed as each sample finishes). Running the same command again skips the finished
-samples; a run directory refuses to mix different budgets or prompt settings under one
-(model, mode, style). Remote models (``cmd:``, ``openai:``) also cache their responses in
-``RUN_DIR/cache.sqlite``, so calls made before an interruption are not paid for twice.
+samples and tries again those whose model call failed (``--no-retry-errors`` keeps them);
+a run directory refuses to mix different budgets or prompt settings under one (model,
+mode, style), and one eval at a time may write to it. Remote models (``cmd:``,
+``openai:``) also cache their responses in ``RUN_DIR/cache.sqlite``, so calls made before
+an interruption are not paid for twice.
+
+Every record of the dataset is checked before the first model call. The exit status is
+0 when every sample has an outcome, :data:`EXIT_MODEL_ERRORS` when some sample's model
+call failed for good (with a one-line summary of the causes), 2 for bad input.
 """
 
 from __future__ import annotations
 
 import argparse
+import http
 import json
+import os
 import platform
+import re
 import sys
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,16 +40,20 @@ from pencilbench.bench.harness import (
     evaluate,
 )
 from pencilbench.bench.metrics import summarize
-from pencilbench.bench.store import ResultStore
+from pencilbench.bench.store import MODEL_ERROR, ResultStore, lock_run_dir
 from pencilbench.bench.tables import format_table
+from pencilbench.bench.verify import check_dataset
 from pencilbench.generators import __version__
 from pencilbench.generators.export import read_records
-from pencilbench.generators.registry import get_task
 
 # Settings that change results: a run directory keeps one value per (model, mode, style).
 # ``max_tokens`` is the budget asked for (``None``: the default, which follows the dataset,
 # so a suite that grows between runs can still be resumed); ``max_tokens_used`` is the value.
 CHECKED = ("max_tokens", "max_context", "max_reply_bytes", "base_url", "api", "temperature", "seed")
+# The exit status of an eval in which some sample's model call failed for good.
+EXIT_MODEL_ERRORS = 3
+_ATTEMPTS = re.compile(r" \(after \d+ attempts?\)$")
+_HTTP = re.compile(r"^HTTP (\d{3})\b")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -73,6 +87,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     ev.add_argument("--timeout", type=float,
                     help="seconds per model call (default 60 for cmd/openai models, none otherwise)")
     ev.add_argument("--retries", type=int, default=4, help="retries per failed call (default 4)")
+    ev.add_argument("--backoff", type=float, default=0.5,
+                    help="seconds before the first retry, doubling with each (jittered; default 0.5)")
+    ev.add_argument("--max-backoff", type=float, default=30.0,
+                    help="the longest wait between retries, a server's Retry-After included (default 30)")
+    ev.add_argument("--retry-errors", action=argparse.BooleanOptionalAction, default=True,
+                    help="on a rerun, try again the samples whose model call failed (default yes)")
     ev.add_argument("--no-cache", action="store_true", help="do not cache cmd/openai responses")
     ev.add_argument("--seed", type=int, default=0, help="seed of the random model (default 0)")
     ev.add_argument("--device", default="cpu", help="torch device of hf models (default cpu)")
@@ -83,16 +103,43 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def load_records(path: Path) -> list[dict[str, Any]]:
-    """The dataset's records; ``UserError`` when it cannot be used."""
+    """The dataset's records; ``UserError`` naming the bad records when any cannot be used."""
     try:
         records = read_records(path)
     except (OSError, ValueError) as error:
         raise UserError(f"cannot read dataset {path}: {error}") from None
     if not records:
         raise UserError(f"dataset {path} has no records")
-    for name in sorted({record["task"] for record in records}):
-        get_task(name)
+    check_dataset(records, path)
     return records
+
+
+def failure_cause(error: str | None) -> str:
+    """What a failed sample's error says, without the attempt count, HTTP codes named."""
+    cause = _ATTEMPTS.sub("", error or "unknown error")
+    code = _HTTP.match(cause)
+    if code is None:
+        return cause
+    try:
+        phrase = http.HTTPStatus(int(code.group(1))).phrase.lower()
+    except ValueError:
+        return f"HTTP {code.group(1)}"
+    return f"HTTP {code.group(1)} {phrase}"
+
+
+def failure_summary(errors: list[str | None], total: int, key_env: str | None) -> str:
+    """One line: how many samples failed and why (the commonest causes first), with a hint
+    about the API key when the server refused it."""
+    causes = Counter(failure_cause(error) for error in errors).most_common()
+    if len(causes) == 1:
+        why = causes[0][0]
+    else:
+        why = ", ".join(f"{cause} ({count})" for cause, count in causes[:2])
+        why += f" and {len(causes) - 2} other causes" if len(causes) > 2 else ""
+    line = f"{len(errors)} of {total} samples failed: {why}"
+    if key_env is not None and any(cause.startswith(("HTTP 401", "HTTP 403")) for cause, _ in causes):
+        line += f"; is {key_env} set?" if not os.environ.get(key_env) else f"; is the key in {key_env} valid?"
+    return line + "; run the same command again to retry them"
 
 
 def check_resume(store: ResultStore, model: str, mode: str, style: str, config: dict[str, Any]) -> None:
@@ -125,17 +172,21 @@ def results_table(rows: list[dict[str, Any]]) -> str:
 
 def throughput(summary: RunSummary) -> str:
     seconds, cpu = max(summary.seconds, 1e-9), max(summary.cpu_seconds, 1e-9)
+    retried = f", {summary.retried} failed before and tried again" if summary.retried else ""
     return (f"{summary.written} samples in {summary.seconds:.2f} s: {summary.written / seconds:,.0f} samples/s, "
             f"{summary.tokens / seconds:,.0f} generated tokens/s ({summary.tokens / cpu:,.0f} per CPU second), "
-            f"{summary.calls} model calls ({summary.skipped} already done)")
+            f"{summary.calls} model calls ({summary.skipped} already done{retried})")
 
 
 def run_eval(args: argparse.Namespace) -> int:
     kind = spec_kind(args.model)
     if args.concurrency < 1:
         raise UserError(f"--concurrency must be >= 1, got {args.concurrency}")
-    if args.retries < 0:
-        raise UserError(f"--retries must be >= 0, got {args.retries}")
+    if not 0 <= args.retries <= 100:
+        raise UserError(f"--retries must be in [0, 100], got {args.retries}")
+    for name, value in (("--backoff", args.backoff), ("--max-backoff", args.max_backoff)):
+        if not 0 <= value <= 3600:
+            raise UserError(f"{name} must be in [0, 3600] seconds, got {value}")
     if args.export is not None and args.export.suffix not in (".jsonl", ".parquet"):
         raise UserError(f"--export {args.export}: the file name must end in .jsonl or .parquet")
     if args.limit is not None and args.limit < 1:
@@ -157,6 +208,9 @@ def run_eval(args: argparse.Namespace) -> int:
     check = getattr(adapter, "check", None)
     if check is not None:
         check()
+    key_env = args.api_key_env if kind == "openai" else None
+    if key_env is not None and not os.environ.get(key_env):
+        print(f"pencilbench: warning: {key_env} is not set; requests go without an API key", file=sys.stderr)
     settings = {"data": str(args.data), "mode": args.mode, "style": args.style,
                 "max_tokens": args.max_tokens, "max_tokens_used": max_tokens,
                 "max_context": args.max_context, "max_reply_bytes": args.max_reply_bytes,
@@ -164,22 +218,23 @@ def run_eval(args: argparse.Namespace) -> int:
                 "api": args.api if kind == "openai" else None,
                 "temperature": args.temperature if kind in REMOTE else None,
                 "seed": args.seed if kind == "random" else None,
-                "timeout": timeout, "retries": args.retries, "concurrency": args.concurrency}
+                "timeout": timeout, "retries": args.retries, "backoff": args.backoff,
+                "max_backoff": args.max_backoff, "concurrency": args.concurrency}
     versions = {"pencilbench": __version__, "python": platform.python_version(),
                 "generators": sorted({record["generator_version"] for record in records})}
-    cache = None
-    if kind in REMOTE and not args.no_cache:
-        args.run_dir.mkdir(parents=True, exist_ok=True)
-        cache = ResponseCache(args.model, args.run_dir / "cache.sqlite")
-    policy = CallPolicy(retries=args.retries, timeout=timeout, concurrency=args.concurrency)
-    with ResultStore(args.run_dir, create=True) as store:
+    policy = CallPolicy(retries=args.retries, backoff=args.backoff, max_backoff=args.max_backoff,
+                        timeout=timeout, concurrency=args.concurrency)
+    with lock_run_dir(args.run_dir), ResultStore(args.run_dir, create=True) as store:
         check_resume(store, args.model, args.mode, args.style, settings)
+        cache = None
+        if kind in REMOTE and not args.no_cache:
+            cache = ResponseCache(args.model, args.run_dir / "cache.sqlite")
         store.start_evaluation(args.model, args.mode, args.style, settings, versions,
                                datetime.now(UTC).isoformat(timespec="seconds"))
         client = Client(adapter, policy, cache=cache)
         try:
             summary = evaluate(records, client, config, store, args.model,
-                               progress=not args.quiet and sys.stderr.isatty())
+                               progress=not args.quiet and sys.stderr.isatty(), retry_errors=args.retry_errors)
         finally:
             client.close()
             close = getattr(adapter, "close", None)
@@ -196,7 +251,11 @@ def run_eval(args: argparse.Namespace) -> int:
         if args.export is not None:
             count = store.export(args.export)
             print(f"exported {count} samples to {args.export}")
-    return 0
+    failed = mine[mine["status"] == MODEL_ERROR]
+    if failed.empty:
+        return 0
+    print(f"pencilbench: error: {failure_summary(list(failed['error']), len(mine), key_env)}", file=sys.stderr)
+    return EXIT_MODEL_ERRORS
 
 
 def evaluate_builtins(data: Path, run_dir: Path, models: tuple[str, ...] = ("oracle", "random")) -> None:
