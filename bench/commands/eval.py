@@ -13,6 +13,7 @@ import argparse
 import json
 import platform
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,17 +22,21 @@ from pencilbench.bench.adapters import REMOTE, AdapterOptions, make_adapter, spe
 from pencilbench.bench.adapters.wrapper import CallPolicy, Client, ResponseCache
 from pencilbench.bench.errors import UserError
 from pencilbench.bench.harness import MODES, STYLES, EvalConfig, RunSummary, default_max_tokens, evaluate
+from pencilbench.bench.manifest import check_dataset
 from pencilbench.bench.metrics import summarize
+from pencilbench.bench.parts import EXECUTORS
 from pencilbench.bench.store import ResultStore
 from pencilbench.bench.tables import format_table
 from pencilbench.generators import __version__
 from pencilbench.generators.export import read_records
 from pencilbench.generators.registry import get_task
+from tqdm import tqdm
 
 # Settings that change results: a run directory keeps one value per (model, mode, style).
 # ``max_tokens`` is the budget asked for (``None``: the default, which follows the dataset,
 # so a suite that grows between runs can still be resumed); ``max_tokens_used`` is the value.
-CHECKED = ("max_tokens", "max_context", "base_url", "api", "temperature", "seed")
+# ``suite`` ("NAME vN" from the dataset's manifest) keeps one suite version per evaluation.
+CHECKED = ("max_tokens", "max_context", "base_url", "api", "temperature", "seed", "suite")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -68,7 +73,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     ev.add_argument("--export", type=Path, metavar="PATH",
                     help="also write every sample of the run directory to PATH (.jsonl or .parquet)")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_executor_arguments(ev, "model calls run in Ray actors; this process alone writes the results")
     ev.set_defaults(run=run_eval)
+
+
+def add_executor_arguments(parser: argparse.ArgumentParser, ray_help: str) -> None:
+    """``--executor`` and ``--ray-address``, shared by the commands that can run on Ray."""
+    parser.add_argument("--executor", choices=EXECUTORS, default="local",
+                        help=f"where the work runs (default local); ray: {ray_help} (optional extra ray)")
+    parser.add_argument("--ray-address", metavar="ADDRESS",
+                        help="an existing Ray cluster (auto, or ray://HOST:10001); default: start a local Ray")
 
 
 def load_records(path: Path) -> list[dict[str, Any]]:
@@ -118,7 +132,8 @@ def throughput(summary: RunSummary) -> str:
             f"{summary.calls} model calls ({summary.skipped} already done)")
 
 
-def run_eval(args: argparse.Namespace) -> int:
+def run_eval(args: argparse.Namespace, bar: tqdm | None = None) -> int:
+    """Evaluate as the arguments say; ``bar``: advance this progress bar of a larger job."""
     kind = spec_kind(args.model)
     if args.concurrency < 1:
         raise UserError(f"--concurrency must be >= 1, got {args.concurrency}")
@@ -129,6 +144,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be >= 1, got {args.limit}")
     everything = load_records(args.data)
+    manifest = check_dataset(args.data, len(everything))
     records = everything[: args.limit] if args.limit else everything
     max_tokens = args.max_tokens or default_max_tokens(everything, args.mode, args.style)
     config = EvalConfig(args.mode, args.style, max_tokens, args.max_context)
@@ -148,9 +164,12 @@ def run_eval(args: argparse.Namespace) -> int:
                 "api": args.api if kind == "openai" else None,
                 "temperature": args.temperature if kind in REMOTE else None,
                 "seed": args.seed if kind == "random" else None,
-                "timeout": timeout, "retries": args.retries, "concurrency": args.concurrency}
+                "timeout": timeout, "retries": args.retries, "concurrency": args.concurrency,
+                "suite": manifest.label if manifest is not None else None}
     versions = {"pencilbench": __version__, "python": platform.python_version(),
-                "generators": sorted({record["generator_version"] for record in records})}
+                "generators": sorted({record["generator_version"] for record in records}),
+                "dataset": None if manifest is None else {
+                    "suite": manifest.suite, "suite_version": manifest.suite_version, "files": dict(manifest.files)}}
     cache = None
     if kind in REMOTE and not args.no_cache:
         args.run_dir.mkdir(parents=True, exist_ok=True)
@@ -160,10 +179,15 @@ def run_eval(args: argparse.Namespace) -> int:
         check_resume(store, args.model, args.mode, args.style, settings)
         store.start_evaluation(args.model, args.mode, args.style, settings, versions,
                                datetime.now(UTC).isoformat(timespec="seconds"))
-        client = Client(adapter, policy, cache=cache)
+        if args.executor == "ray":
+            from pencilbench.bench.ray_executor import RayClient
+
+            client: Client = RayClient(adapter, args.model, options, policy, cache=cache, address=args.ray_address)
+        else:
+            client = Client(adapter, policy, cache=cache)
         try:
             summary = evaluate(records, client, config, store, args.model,
-                               progress=not args.quiet and sys.stderr.isatty())
+                               progress=not args.quiet and sys.stderr.isatty(), bar=bar)
         finally:
             client.close()
             close = getattr(adapter, "close", None)
@@ -183,13 +207,15 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluate_builtins(data: Path, run_dir: Path, models: tuple[str, ...] = ("oracle", "random")) -> None:
-    """Evaluate the built-in models in every mode on a dataset, printing each table (the
-    evaluation step of ``pencilbench quickstart``)."""
+def evaluate_modes(data: Path, run_dir: Path, models: Sequence[str], modes: Sequence[str] = MODES,
+                   extra: Sequence[str] = (), bar: tqdm | None = None) -> None:
+    """Evaluate each model in each mode on a dataset as ``pencilbench eval`` would (``extra``:
+    more of its arguments), printing each table (the evaluation step of ``quickstart`` and
+    ``run``)."""
     parser = argparse.ArgumentParser(prog="pencilbench")
     register(parser.add_subparsers())
     for model in models:
-        for mode in MODES:
+        for mode in modes:
             print()
             run_eval(parser.parse_args(["eval", "--data", str(data), "--model", model, "--mode", mode,
-                                        "--run-dir", str(run_dir)]))
+                                        "--run-dir", str(run_dir), *extra]), bar)
