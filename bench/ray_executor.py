@@ -32,9 +32,11 @@ from pencilbench.bench.adapters.wrapper import CallPolicy, Client, ModelFailure,
 from pencilbench.bench.errors import UserError
 from pencilbench.bench.manifest import Piece
 from pencilbench.bench.parts import write_part
+from pencilbench.bench.tables import format_table
 from pencilbench.generators.dataset import Spec, generate
 
 RETRIES = 3  # restarts of a dead worker, and retries of the work it had
+PERF_CHUNK = 8
 
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> Any:
@@ -103,8 +105,7 @@ class RayClient(Client):
         per_actor = math.ceil(policy.concurrency / count)
         actor = ray.remote(num_cpus=1, max_restarts=RETRIES, max_task_retries=RETRIES,
                            max_concurrency=per_actor)(_Caller)
-        shared = ray.put(options)
-        self._actors = [actor.remote(spec, shared, one_at_a_time) for _ in range(count)]
+        self._actors = [actor.remote(spec, options, one_at_a_time) for _ in range(count)]
         self._load = [0] * count
         self._ray = ray
 
@@ -148,11 +149,37 @@ class RayClient(Client):
         super().close()
 
 
+# The sizes ``pencilbench perf --executor ray`` measures: a slow and a fast generator.
+PERF_SIZES = (("einstein", {"houses": 5, "attributes": 5}), ("sat", {"variables": 20}))
+
+
+def perf_table(workers: str, seconds: float, address: str | None) -> str:
+    """Instances/s of each ``PERF_SIZES`` entry for each worker count in ``workers`` ("1,2")."""
+    try:
+        counts = [int(part) for part in workers.split(",")]
+    except ValueError:
+        raise UserError(f"--ray-workers must be comma-separated integers, got {workers!r}") from None
+    if not counts or min(counts) < 1:
+        raise UserError(f"--ray-workers must be integers >= 1, got {workers!r}")
+    if seconds <= 0:
+        raise UserError(f"--seconds must be > 0, got {seconds}")
+    ray = connect(address)
+    rows = []
+    for task, params in PERF_SIZES:
+        label = Spec(task, params).resolve()[1].label()
+        for count in counts:
+            rate = generation_rate(task, params, count, seconds, address)
+            rows.append((task, label, count, f"{rate:,.1f}"))
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    return (f"Ray generation, {cpus} CPUs in the cluster; chunks of {PERF_CHUNK} instances\n"
+            + format_table(("task", "size", "workers", "inst/s"), rows))
+
+
 def generation_rate(task: str, params: dict[str, Any], workers: int, seconds: float, address: str | None) -> float:
     """Instances per second of ``workers`` Ray tasks generating chunks of one size for
     about ``seconds`` (a benchmark figure, not a test)."""
     ray = connect(address)
-    chunk = 8
+    chunk = PERF_CHUNK
     job = ray.remote(_chunk_task)
     spec = Spec(task, params, "train", 0)
     spec.resolve()
