@@ -114,34 +114,34 @@ class RayClient(Client):
         return True
 
     def submit(self, request: Request) -> Future[Completion | ModelFailure]:
+        """Send one call to the least busy actor; the future holds a :class:`ModelFailure`
+        when Ray gives up on it (an actor that died more often than it may restart)."""
+        outcome: Future[Completion | ModelFailure] = Future()
         hit = self.cache.get(request) if self.cache is not None else None
         if hit is not None:
-            future: Future[Completion | ModelFailure] = Future()
-            future.set_result(hit)
-            return future
+            outcome.set_result(hit)
+            return outcome
         self._count()
-        slot = min(range(len(self._actors)), key=self._load.__getitem__)
-        self._load[slot] += 1
-        future = self._actors[slot].call.remote(request).future()
-        future.add_done_callback(lambda _: self._release(slot))
-        return future
-
-    def _release(self, slot: int) -> None:
         with self._lock:
-            self._load[slot] -= 1
+            slot = min(range(len(self._actors)), key=self._load.__getitem__)
+            self._load[slot] += 1
+
+        def settle(call: Future[Completion | ModelFailure]) -> None:
+            with self._lock:
+                self._load[slot] -= 1
+            try:
+                outcome.set_result(call.result())
+            except Exception as error:  # noqa: BLE001 - a call Ray gave up on is a failed call, not a crash
+                outcome.set_result(ModelFailure(f"ray: {type(error).__name__}: {error}"))
+
+        self._actors[slot].call.remote(request).future().add_done_callback(settle)
+        return outcome
 
     def complete_many(self, requests: Sequence[Request]) -> list[Completion | ModelFailure]:
-        futures = [self.submit(request) for request in requests]
-        results = [self._result(future) for future in futures]
+        results = [future.result() for future in [self.submit(request) for request in requests]]
         for request, result in zip(requests, results, strict=True):
             self.remember(request, result)
         return results
-
-    def _result(self, future: Future[Completion | ModelFailure]) -> Completion | ModelFailure:
-        try:
-            return future.result()
-        except Exception as error:  # noqa: BLE001 - a call Ray gave up on is a failed call, not a crash
-            return ModelFailure(f"ray: {type(error).__name__}: {error}")
 
     def close(self) -> None:
         for actor in self._actors:

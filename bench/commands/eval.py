@@ -144,7 +144,6 @@ def run_eval(args: argparse.Namespace, bar: tqdm | None = None) -> int:
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be >= 1, got {args.limit}")
     everything = load_records(args.data)
-    manifest = check_dataset(args.data, len(everything))
     records = everything[: args.limit] if args.limit else everything
     max_tokens = args.max_tokens or default_max_tokens(everything, args.mode, args.style)
     config = EvalConfig(args.mode, args.style, max_tokens, args.max_context)
@@ -158,6 +157,7 @@ def run_eval(args: argparse.Namespace, bar: tqdm | None = None) -> int:
     check = getattr(adapter, "check", None)
     if check is not None:
         check()
+    manifest = check_dataset(args.data, len(everything))  # after every other check: a warning is no error
     settings = {"data": str(args.data), "mode": args.mode, "style": args.style,
                 "max_tokens": args.max_tokens, "max_tokens_used": max_tokens,
                 "max_context": args.max_context, "base_url": args.base_url,
