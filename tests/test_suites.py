@@ -107,6 +107,7 @@ def test_run_smoke_scores_everything_and_resumes(tmp_path, capsys, monkeypatch):
     (["run", "smoke", "--model", "oracle", "--modes", "direct,fast"], "--modes must be"),
     (["run", "smoke", "--model", "nonsense"], "unknown model spec"),
     (["run", "smoke", "--model", "oracle", "--workers", "0"], "--workers must be >= 1"),
+    (["run", "smoke", "--model", "oracle", "--ray-address", "auto"], "--ray-address needs --executor ray"),
 ])
 def test_run_refuses_bad_input_with_one_line(tmp_path, capsys, argv, message):
     code, _, err = run(capsys, *argv, "--out", tmp_path / "job")

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from pencilbench.bench.commands.eval import add_executor_arguments
+from pencilbench.bench.commands.eval import add_executor_arguments, check_executor
 from pencilbench.bench.errors import UserError
 from pencilbench.bench.manifest import Piece, write_manifest
 from pencilbench.bench.parts import write_dataset
@@ -81,6 +81,7 @@ def run_tasks(args: argparse.Namespace) -> int:
 
 def run_generate(args: argparse.Namespace) -> int:
     """Write the dataset and its manifest (``NAME.manifest.json`` next to it)."""
+    check_executor(args)
     if not Path(args.out).suffix:
         return _generate_parts(args)
     if args.executor == "ray":

@@ -85,6 +85,11 @@ def add_executor_arguments(parser: argparse.ArgumentParser, ray_help: str) -> No
                         help="an existing Ray cluster (auto, or ray://HOST:10001); default: start a local Ray")
 
 
+def check_executor(args: argparse.Namespace) -> None:
+    if args.ray_address is not None and args.executor != "ray":
+        raise UserError("--ray-address needs --executor ray")
+
+
 def load_records(path: Path) -> list[dict[str, Any]]:
     """The dataset's records; ``UserError`` when it cannot be used."""
     try:
@@ -135,6 +140,7 @@ def throughput(summary: RunSummary) -> str:
 def run_eval(args: argparse.Namespace, bar: tqdm | None = None) -> int:
     """Evaluate as the arguments say; ``bar``: advance this progress bar of a larger job."""
     kind = spec_kind(args.model)
+    check_executor(args)
     if args.concurrency < 1:
         raise UserError(f"--concurrency must be >= 1, got {args.concurrency}")
     if args.retries < 0:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from pencilbench.bench.commands.eval import add_executor_arguments
+from pencilbench.bench.commands.eval import add_executor_arguments, check_executor
 from pencilbench.bench.tables import format_table
 from pencilbench.generators.dataset import Spec, generate
 from pencilbench.generators.pencil import replay
@@ -59,6 +59,7 @@ def measure(task_name: str, params: Mapping[str, Any], seconds: float) -> dict[s
 
 
 def run_perf(args: argparse.Namespace) -> int:
+    check_executor(args)
     if args.executor == "ray":
         from pencilbench.bench.ray_executor import perf_table
 

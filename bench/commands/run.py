@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pencilbench.bench.adapters import spec_kind
 from pencilbench.bench.commands.data import summary_table
-from pencilbench.bench.commands.eval import add_executor_arguments, evaluate_modes
+from pencilbench.bench.commands.eval import add_executor_arguments, check_executor, evaluate_modes
 from pencilbench.bench.commands.report import write_report
 from pencilbench.bench.errors import UserError
 from pencilbench.bench.harness import MODES, STYLES
@@ -95,6 +95,7 @@ def run_suite(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite)
     modes = parse_modes(args.modes)
     spec_kind(args.model)
+    check_executor(args)
     if args.workers < 1:
         raise UserError(f"--workers must be >= 1, got {args.workers}")
     folder = dataset_folder(args.out, suite)
