@@ -99,7 +99,11 @@ def test_run_smoke_scores_everything_and_resumes(tmp_path, capsys, monkeypatch):
     part.write_bytes(b"broken")
     code, _, _ = run(capsys, "run", "smoke", "--model", "oracle", "--out", out, "--modes", "direct")
     assert code == 0 and part.read_bytes() != b"broken"
-    assert reported == [out / "report"] * 2
+    # So is one whose manifest cannot be read.
+    manifest_path(data).write_text("{")
+    code, _, _ = run(capsys, "run", "smoke", "--model", "oracle", "--out", out, "--modes", "direct")
+    assert code == 0 and read_manifest(data).records == 25
+    assert reported == [out / "report"] * 3
 
 
 @pytest.mark.parametrize("argv, message", [

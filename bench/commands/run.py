@@ -83,7 +83,10 @@ def dataset_folder(out: Path, suite: Suite) -> Path:
 
 def reusable(folder: Path, suite: Suite) -> bool:
     """Whether an earlier run's dataset of this suite version is complete and unchanged."""
-    manifest = read_manifest(folder)
+    try:
+        manifest = read_manifest(folder)
+    except UserError:  # an unreadable manifest: the dataset is written again
+        return False
     if manifest is None or (manifest.suite, manifest.suite_version) != (suite.name, suite.version):
         return False
     if list(manifest.pieces) != suite.pieces() or not folder.is_dir():
