@@ -1,6 +1,7 @@
 """Named suites, ``pencilbench run``, dataset manifests and the record schema version."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -45,7 +46,7 @@ def test_suite_files_are_package_data(tmp_path):
     for name in ("pyproject.toml", "README.md"):
         (source / name).write_bytes((ROOT / name).read_bytes())
     for folder in ("pencilbench", "generators", "solvers", "bench", "reports"):
-        subprocess.run(["cp", "-r", str(ROOT / folder), str(source / folder)], check=True)
+        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
     lib = tmp_path / "lib"
     subprocess.run([sys.executable, "-c", "import setuptools; setuptools.setup()", "-q", "build_py",
                     "--build-lib", str(lib)], cwd=source, check=True, capture_output=True)
@@ -170,6 +171,8 @@ def test_generate_into_a_folder_of_parts(tmp_path, capsys):
     assert code == 0 and "150/150 records verified" in out
     code, _, err = run(capsys, "generate", "sat", "-n", "3", "--out", tmp_path / "x.jsonl", "--executor", "ray")
     assert code == 2 and "a folder of Parquet parts" in err
+    code, _, err = run(capsys, "generate", "sat", "-n", "0", "--out", tmp_path / "empty")
+    assert code == 2 and "needs --count >= 1" in err
 
 
 def test_executor_ray_without_ray_names_the_extra(tmp_path, capsys, monkeypatch):

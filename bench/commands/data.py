@@ -110,8 +110,8 @@ def run_generate(args: argparse.Namespace) -> int:
 def _generate_parts(args: argparse.Namespace) -> int:
     if args.segments or args.from_dimacs or args.from_qdimacs:
         raise UserError("--segments, --from-dimacs and --from-qdimacs need --out FILE.jsonl|FILE.parquet, not a folder")
-    if args.count < 0 or args.start < 0:
-        raise UserError(f"--count and --start must be >= 0, got {args.count} and {args.start}")
+    if args.count < 1 or args.start < 0:
+        raise UserError(f"a folder of parts needs --count >= 1 and --start >= 0, got {args.count} and {args.start}")
     spec = Spec(args.task, parse_params(args.param), args.split, args.seed)
     piece = Piece.of(spec, args.start, args.count)
     with tqdm(total=args.count, desc=f"generate {args.task}", unit="inst") as bar:
