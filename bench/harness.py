@@ -313,10 +313,13 @@ class RunSummary:
 
 
 def evaluate(records: Sequence[Mapping[str, Any]], client: Client, config: EvalConfig,
-             store: ResultStore, model: str, *, progress: bool = True, retry_errors: bool = True) -> RunSummary:
+             store: ResultStore, model: str, *, progress: bool = True, retry_errors: bool = True,
+             bar: tqdm | None = None) -> RunSummary:
     """Evaluate every record that has no row yet for (model, mode, style), and, when
     ``retry_errors``, every record whose row says its model call failed; each sample is
-    committed as it finishes, so an interrupted run resumes where it stopped."""
+    committed as it finishes, so an interrupted run resumes where it stopped. ``bar``: a
+    progress bar of a larger job to advance (skipped samples included) instead of one of
+    this evaluation's own."""
     started, cpu_started = time.perf_counter(), time.process_time()
     done = store.finished(model, config.mode, config.style, retry_errors=retry_errors)
     todo = [record for record in records if record["id"] not in done]
@@ -330,7 +333,11 @@ def evaluate(records: Sequence[Mapping[str, Any]], client: Client, config: EvalC
     queue = iter(todo)
     written = tokens = 0
     calls = client.calls
-    bar = tqdm(total=len(todo), desc=f"{model} {config.mode}", unit="sample", disable=not progress)
+    own = bar is None
+    if bar is None:
+        bar = tqdm(total=len(todo), desc=f"{model} {config.mode}", unit="sample", disable=not progress)
+    else:
+        bar.update(len(records) - len(todo))
 
     def finish(sample: Sample) -> None:
         nonlocal written, tokens
@@ -389,6 +396,7 @@ def evaluate(records: Sequence[Mapping[str, Any]], client: Client, config: EvalC
                 stepped = [(job, advance(job, result)) for (job, _), result in zip(active, results, strict=True)]
                 active = [(job, request) for job, request in stepped if request is not None]
     finally:
-        bar.close()
+        if own:
+            bar.close()
     return RunSummary(written, len(records) - len(todo), time.perf_counter() - started, tokens,
                       client.calls - calls, time.process_time() - cpu_started, retried)

@@ -21,7 +21,7 @@ from pencilbench.solvers.registry import check_answer
 
 # The JSON type of every record field (bool is not an int here).
 FIELD_TYPES: dict[str, type] = {name: str for name in FIELDS} | {
-    "seed": int, "index": int, "params": dict, "problem": dict, "stats": dict}
+    "seed": int, "index": int, "schema_version": int, "params": dict, "problem": dict, "stats": dict}
 # How many bad records an error line names before it counts the rest.
 SHOWN = 5
 

@@ -4,7 +4,7 @@ The record schema (one JSONL line or Parquet row) is::
 
     id, task, split, seed, index, params{}, problem{}, prompt, question, answer, cot,
     pencil, stats{prompt_tokens, cot_tokens, pencil_tokens, pencil_max_context,
-    reductions, ...task statistics}, generator_version
+    reductions, ...task statistics}, generator_version, schema_version
 
 ``prompt``, ``answer``, ``cot`` and ``pencil`` are space-joined compact tokens.
 """
@@ -31,7 +31,10 @@ from pencilbench.generators.seeding import (
 from pencilbench.generators.task import Task, TaskParams
 
 FIELDS = ("id", "task", "split", "seed", "index", "params", "problem", "prompt", "question",
-          "answer", "cot", "pencil", "stats", "generator_version")
+          "answer", "cot", "pencil", "stats", "generator_version", "schema_version")
+# The record layout's version: 2 added ``schema_version`` itself; records without the field
+# are version 1 and are read as such.
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ def record_from_problem(task: Task, params: TaskParams, problem: Mapping[str, An
         "pencil": " ".join(trace.pencil),
         "stats": stats,
         "generator_version": f"{task.name}-v{task.version}",
+        "schema_version": SCHEMA_VERSION,
     }
     problems = trace_problems(record)
     if problems:

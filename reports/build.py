@@ -54,6 +54,7 @@ class ReportFiles:
     csv: Path
     sizes_csv: Path
     plots: tuple[Path, ...]
+    warning: str | None = None  # runs of different versions of one suite
 
 
 def build_report(
@@ -82,6 +83,7 @@ def build_report(
         out / "leaderboard.csv",
         out / "sizes.csv",
         tuple(plots),
+        mixed_suites(data),
     )
     files.markdown.write_text(to_markdown(blocks), encoding="utf-8")
     files.html.write_text(to_html(TITLE, blocks), encoding="utf-8")
@@ -109,7 +111,10 @@ def _blocks(data: RunData, standings: list[Standing], compared: list[Comparison]
     styles = line_styles(entries)
     order = [standing.entry for standing in standings]
     blocks: list[Block] = [Heading(1, TITLE), Paragraph(_summary(data))]
-    blocks += _ranking(standings, tasks)
+    mixed = mixed_suites(data)
+    if mixed:
+        blocks.append(Paragraph(f"Warning: {mixed}"))
+    blocks += _ranking(standings, tasks, suites_of(data))
     blocks += _budgets(data, order, styles)
     for task in tasks:
         blocks += _task_section(data, task, order, styles)
@@ -132,7 +137,30 @@ def _summary(data: RunData) -> str:
     return text
 
 
-def _ranking(standings: list[Standing], tasks: list[str]) -> list[Block]:
+def suites_of(data: RunData) -> dict[tuple[str, str, str], str]:
+    """The suite versions (``NAME vN`` from the datasets' manifests; ``-`` for a dataset
+    without a suite) each (model, mode, style) was evaluated on."""
+    found: dict[tuple[str, str, str], set[str]] = {}
+    for row in data.evaluations.itertuples(index=False):
+        label = json.loads(row.config).get("suite") or "-"
+        found.setdefault((row.model, row.mode, row.style), set()).add(label)
+    return {key: "; ".join(sorted(labels)) for key, labels in found.items()}
+
+
+def mixed_suites(data: RunData) -> str | None:
+    """A warning when the runs hold more than one version of a suite, else ``None``."""
+    labels = {label for value in suites_of(data).values() for label in value.split("; ") if label != "-"}
+    versions: dict[str, list[str]] = {}
+    for label in sorted(labels):
+        versions.setdefault(label.rsplit(" v", 1)[0], []).append(label)
+    clashes = [", ".join(found) for found in versions.values() if len(found) > 1]
+    if not clashes:
+        return None
+    return (f"these runs hold different versions of one suite ({'; '.join(clashes)}); "
+            "their numbers are not comparable")
+
+
+def _ranking(standings: list[Standing], tasks: list[str], suites: dict[tuple[str, str, str], str]) -> list[Block]:
     rows = []
     for s in standings:
         per_task = [_with_interval(s.tasks[t]) if t in s.tasks else "-" for t in tasks]
@@ -140,6 +168,7 @@ def _ranking(standings: list[Standing], tasks: list[str]) -> list[Block]:
             (
                 str(s.rank),
                 s.entry,
+                suites.get((s.model, s.mode, s.style), "-"),
                 _with_interval(s),
                 ", ".join(map(str, s.inseparable)) or "-",
                 *per_task,
@@ -152,6 +181,7 @@ def _ranking(standings: list[Standing], tasks: list[str]) -> list[Block]:
     header = (
         "rank",
         "entry",
+        "suite",
         "accuracy % [95% CI]",
         "not separable from",
         *(f"{t} %" for t in tasks),
@@ -160,7 +190,7 @@ def _ranking(standings: list[Standing], tasks: list[str]) -> list[Block]:
         "mean tokens generated",
         "samples",
     )
-    right = (True, False, True, False, *(True for _ in tasks), True, True, True, True)
+    right = (True, False, False, True, False, *(True for _ in tasks), True, True, True, True)
     note = (
         "Entries are ranked by accuracy averaged over tasks (each task weighs the same; within a "
         "task all sizes are pooled). Intervals are Wilson 95% intervals (for the average, at its "
@@ -407,6 +437,7 @@ def _leaderboard_csv(data: RunData, standings: list[Standing]) -> str:
         "model",
         "mode",
         "style",
+        "suite",
         "accuracy",
         "ci_low",
         "ci_high",
@@ -420,6 +451,7 @@ def _leaderboard_csv(data: RunData, standings: list[Standing]) -> str:
     for task in tasks:
         header += [f"{task}_accuracy", f"{task}_ci_low", f"{task}_ci_high", f"{task}_samples"]
     header += [f"solved_within_{b}" for b in grid]
+    suites = suites_of(data)
     rows = []
     for s in standings:
         row = [
@@ -428,6 +460,7 @@ def _leaderboard_csv(data: RunData, standings: list[Standing]) -> str:
             s.model,
             s.mode,
             s.style,
+            suites.get((s.model, s.mode, s.style), "-"),
             _number(s.accuracy),
             _number(s.low),
             _number(s.high),

@@ -4,6 +4,7 @@ import json
 
 import pandas as pd
 import pytest
+from pencilbench.bench.verify import record_problems
 from pencilbench.generators.dataset import Spec, generate, make_record
 from pencilbench.generators.export import read_records, write_records, write_segments
 from pencilbench.generators.pencil import replay
@@ -115,3 +116,13 @@ def test_strata_spread_evenly_over_any_run_of_items():
         for target in (0.1, 0.5, 0.8):
             assert abs(sum(p < target for p in run) - target * length) <= 3
     assert stratum("sat", "{}", "train", 7, 0) != stratum("sat", "{}", "train", 8, 0)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_export_keeps_the_key_order_prompts_are_rendered_in(tmp_path, suffix):
+    records = list(generate(Spec("einstein", {"houses": 3, "attributes": 3}, "test"), 5))
+    path = tmp_path / f"data{suffix}"
+    write_records(path, records)
+    again = read_records(path)
+    assert [json.dumps(r["problem"]) for r in again] == [json.dumps(r["problem"]) for r in records]
+    assert all(record_problems(r) == [] for r in again)

@@ -23,6 +23,7 @@ from pencilbench.bench.adapters.wrapper import CallPolicy, Client, ModelFailure
 from pencilbench.bench.cli import main
 from pencilbench.bench.commands.eval import EXIT_MODEL_ERRORS
 from pencilbench.bench.harness import EvalConfig, default_max_tokens, evaluate
+from pencilbench.bench.manifest import Piece, write_manifest
 from pencilbench.bench.store import ResultStore
 from pencilbench.generators.dataset import Spec, generate
 from pencilbench.generators.export import write_records
@@ -33,10 +34,12 @@ ROOT = SERVER.parent.parent
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    records = [*generate(Spec("addition", {"operands": 2, "digits": 3}, "test", 3), 8),
-               *generate(Spec("phop", {"length": 16, "hops": 3}, "test", 3), 4)]
+    specs = [(Spec("addition", {"operands": 2, "digits": 3}, "test", 3), 8),
+             (Spec("phop", {"length": 16, "hops": 3}, "test", 3), 4)]
+    records = [record for spec, count in specs for record in generate(spec, count)]
     path = tmp_path_factory.mktemp("data") / "suite.jsonl"
     write_records(path, records)
+    write_manifest(path, [Piece.of(spec, 0, count) for spec, count in specs], len(records))
     return path, records
 
 

@@ -11,6 +11,7 @@ import eval_models
 import pytest
 from pencilbench.bench.cli import main
 from pencilbench.bench.commands.eval import EXIT_MODEL_ERRORS, failure_summary
+from pencilbench.bench.manifest import Piece, write_manifest
 from pencilbench.bench.store import STORE_NAME, ResultStore, Sample, lock_run_dir
 from pencilbench.generators.dataset import Spec, generate
 from pencilbench.generators.export import write_records
@@ -21,9 +22,11 @@ SAMPLE = Sample("m", "direct", "compact", "i1", "addition", '{"digits":4,"operan
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    records = list(generate(Spec("addition", {"operands": 2, "digits": 3}, "test", 5), 6))
+    spec = Spec("addition", {"operands": 2, "digits": 3}, "test", 5)
+    records = list(generate(spec, 6))
     path = tmp_path_factory.mktemp("data") / "suite.jsonl"
     write_records(path, records)
+    write_manifest(path, [Piece.of(spec, 0, len(records))], len(records))
     return path, records
 
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
+from pencilbench.bench.commands.eval import add_executor_arguments, check_executor
 from pencilbench.bench.errors import UserError
+from pencilbench.bench.manifest import Piece, write_manifest
+from pencilbench.bench.parts import write_dataset
 from pencilbench.bench.tables import format_table
 from pencilbench.bench.verify import size_label, summarize
 from pencilbench.generators.dataset import Spec, generate, record_from_problem
@@ -33,12 +37,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     gen.add_argument("--start", type=int, default=0, help="index of the first instance (default 0)")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--split", default="train", choices=SPLITS)
-    gen.add_argument("--out", required=True, help="output file, .jsonl or .parquet")
+    gen.add_argument("--out", required=True,
+                     help="output file, .jsonl or .parquet, or a folder (no suffix) of Parquet parts")
     gen.add_argument("--segments", help="also write PENCIL training segments here (.jsonl or .parquet)")
     gen.add_argument("--workers", type=int, default=1, help="processes (same bytes for any count)")
     gen.add_argument("--from-dimacs", metavar="DIR", help="sat: one record per DIMACS CNF file of DIR (name order; "
                      "index = position, split and seed as given); -p, -n and --start are not used")
     gen.add_argument("--from-qdimacs", metavar="DIR", help="qbf: the same for QDIMACS files")
+    add_executor_arguments(gen, "parts are generated as Ray tasks (needs --out FOLDER)")
     gen.set_defaults(run=run_generate)
 
     show = commands.add_parser("show", help="print one instance: prompt, CoT and the PENCIL trace step by step")
@@ -74,21 +80,44 @@ def run_tasks(args: argparse.Namespace) -> int:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    """Write the dataset and its manifest (``NAME.manifest.json`` next to it)."""
+    check_executor(args)
+    if not Path(args.out).suffix:
+        return _generate_parts(args)
+    if args.executor == "ray":
+        raise UserError("--executor ray writes a folder of Parquet parts: give --out a folder name without a suffix")
     check_format(args.out)
     if args.segments:
         check_format(args.segments)
+    pieces: list[Piece] = []
     if args.from_dimacs or args.from_qdimacs:
         records, total = _records_from_files(args)
     else:
         spec = Spec(args.task, parse_params(args.param), args.split, args.seed)
         spec.resolve()
         records, total = generate(spec, args.count, start=args.start, workers=args.workers), args.count
+        pieces.append(Piece.of(spec, args.start, args.count))
     bar = tqdm(records, total=total, desc=f"generate {args.task}", unit="inst")
     kept: list[dict[str, Any]] = []
     written = write_records(args.out, _keep(bar, kept) if args.segments else bar)
+    write_manifest(args.out, pieces, written)
     print(f"wrote {written} records to {args.out}")
     if args.segments:
         print(f"wrote {write_segments(args.segments, kept)} segments to {args.segments}")
+    return 0
+
+
+def _generate_parts(args: argparse.Namespace) -> int:
+    if args.segments or args.from_dimacs or args.from_qdimacs:
+        raise UserError("--segments, --from-dimacs and --from-qdimacs need --out FILE.jsonl|FILE.parquet, not a folder")
+    if args.count < 1 or args.start < 0:
+        raise UserError(f"a folder of parts needs --count >= 1 and --start >= 0, got {args.count} and {args.start}")
+    spec = Spec(args.task, parse_params(args.param), args.split, args.seed)
+    piece = Piece.of(spec, args.start, args.count)
+    with tqdm(total=args.count, desc=f"generate {args.task}", unit="inst") as bar:
+        manifest = write_dataset(args.out, [piece], executor=args.executor, address=args.ray_address,
+                                 workers=args.workers, progress=bar.update)
+    print(f"wrote {manifest.records} records in {len(manifest.files)} parts to {args.out}")
     return 0
 
 

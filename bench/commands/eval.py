@@ -23,6 +23,7 @@ import platform
 import re
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,17 +40,21 @@ from pencilbench.bench.harness import (
     default_max_tokens,
     evaluate,
 )
+from pencilbench.bench.manifest import check_manifest
 from pencilbench.bench.metrics import summarize
+from pencilbench.bench.parts import EXECUTORS
 from pencilbench.bench.store import MODEL_ERROR, ResultStore, lock_run_dir
 from pencilbench.bench.tables import format_table
 from pencilbench.bench.verify import check_dataset
 from pencilbench.generators import __version__
 from pencilbench.generators.export import read_records
+from tqdm import tqdm
 
 # Settings that change results: a run directory keeps one value per (model, mode, style).
 # ``max_tokens`` is the budget asked for (``None``: the default, which follows the dataset,
 # so a suite that grows between runs can still be resumed); ``max_tokens_used`` is the value.
-CHECKED = ("max_tokens", "max_context", "max_reply_bytes", "base_url", "api", "temperature", "seed")
+# ``suite`` ("NAME vN" from the dataset's manifest) keeps one suite version per evaluation.
+CHECKED = ("max_tokens", "max_context", "max_reply_bytes", "base_url", "api", "temperature", "seed", "suite")
 # The exit status of an eval in which some sample's model call failed for good.
 EXIT_MODEL_ERRORS = 3
 _ATTEMPTS = re.compile(r" \(after \d+ attempts?\)$")
@@ -99,7 +104,21 @@ def register(commands: argparse._SubParsersAction) -> None:
     ev.add_argument("--export", type=Path, metavar="PATH",
                     help="also write every sample of the run directory to PATH (.jsonl or .parquet)")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_executor_arguments(ev, "model calls run in Ray actors; this process alone writes the results")
     ev.set_defaults(run=run_eval)
+
+
+def add_executor_arguments(parser: argparse.ArgumentParser, ray_help: str) -> None:
+    """``--executor`` and ``--ray-address``, shared by the commands that can run on Ray."""
+    parser.add_argument("--executor", choices=EXECUTORS, default="local",
+                        help=f"where the work runs (default local); ray: {ray_help} (optional extra ray)")
+    parser.add_argument("--ray-address", metavar="ADDRESS",
+                        help="an existing Ray cluster (auto, or ray://HOST:10001); default: start a local Ray")
+
+
+def check_executor(args: argparse.Namespace) -> None:
+    if args.ray_address is not None and args.executor != "ray":
+        raise UserError("--ray-address needs --executor ray")
 
 
 def load_records(path: Path) -> list[dict[str, Any]]:
@@ -178,8 +197,10 @@ def throughput(summary: RunSummary) -> str:
             f"{summary.calls} model calls ({summary.skipped} already done{retried})")
 
 
-def run_eval(args: argparse.Namespace) -> int:
+def run_eval(args: argparse.Namespace, bar: tqdm | None = None) -> int:
+    """Evaluate as the arguments say; ``bar``: advance this progress bar of a larger job."""
     kind = spec_kind(args.model)
+    check_executor(args)
     if args.concurrency < 1:
         raise UserError(f"--concurrency must be >= 1, got {args.concurrency}")
     if not 0 <= args.retries <= 100:
@@ -208,6 +229,7 @@ def run_eval(args: argparse.Namespace) -> int:
     check = getattr(adapter, "check", None)
     if check is not None:
         check()
+    manifest = check_manifest(args.data, len(everything))  # after every other check: a warning is no error
     key_env = args.api_key_env if kind == "openai" else None
     if key_env is not None and not os.environ.get(key_env):
         print(f"pencilbench: warning: {key_env} is not set; requests go without an API key", file=sys.stderr)
@@ -219,9 +241,12 @@ def run_eval(args: argparse.Namespace) -> int:
                 "temperature": args.temperature if kind in REMOTE else None,
                 "seed": args.seed if kind == "random" else None,
                 "timeout": timeout, "retries": args.retries, "backoff": args.backoff,
-                "max_backoff": args.max_backoff, "concurrency": args.concurrency}
+                "max_backoff": args.max_backoff, "concurrency": args.concurrency,
+                "suite": manifest.label if manifest is not None else None}
     versions = {"pencilbench": __version__, "python": platform.python_version(),
-                "generators": sorted({record["generator_version"] for record in records})}
+                "generators": sorted({record["generator_version"] for record in records}),
+                "dataset": None if manifest is None else {
+                    "suite": manifest.suite, "suite_version": manifest.suite_version, "files": dict(manifest.files)}}
     policy = CallPolicy(retries=args.retries, backoff=args.backoff, max_backoff=args.max_backoff,
                         timeout=timeout, concurrency=args.concurrency)
     with lock_run_dir(args.run_dir), ResultStore(args.run_dir, create=True) as store:
@@ -231,10 +256,16 @@ def run_eval(args: argparse.Namespace) -> int:
             cache = ResponseCache(args.model, args.run_dir / "cache.sqlite")
         store.start_evaluation(args.model, args.mode, args.style, settings, versions,
                                datetime.now(UTC).isoformat(timespec="seconds"))
-        client = Client(adapter, policy, cache=cache)
+        if args.executor == "ray":
+            from pencilbench.bench.ray_executor import RayClient
+
+            client: Client = RayClient(adapter, args.model, options, policy, cache=cache, address=args.ray_address)
+        else:
+            client = Client(adapter, policy, cache=cache)
         try:
             summary = evaluate(records, client, config, store, args.model,
-                               progress=not args.quiet and sys.stderr.isatty(), retry_errors=args.retry_errors)
+                               progress=not args.quiet and sys.stderr.isatty(), retry_errors=args.retry_errors,
+                               bar=bar)
         finally:
             client.close()
             close = getattr(adapter, "close", None)
@@ -258,13 +289,15 @@ def run_eval(args: argparse.Namespace) -> int:
     return EXIT_MODEL_ERRORS
 
 
-def evaluate_builtins(data: Path, run_dir: Path, models: tuple[str, ...] = ("oracle", "random")) -> None:
-    """Evaluate the built-in models in every mode on a dataset, printing each table (the
-    evaluation step of ``pencilbench quickstart``)."""
+def evaluate_modes(data: Path, run_dir: Path, models: Sequence[str], modes: Sequence[str] = MODES,
+                   extra: Sequence[str] = (), bar: tqdm | None = None) -> None:
+    """Evaluate each model in each mode on a dataset as ``pencilbench eval`` would (``extra``:
+    more of its arguments), printing each table (the evaluation step of ``quickstart`` and
+    ``run``)."""
     parser = argparse.ArgumentParser(prog="pencilbench")
     register(parser.add_subparsers())
     for model in models:
-        for mode in MODES:
+        for mode in modes:
             print()
             run_eval(parser.parse_args(["eval", "--data", str(data), "--model", model, "--mode", mode,
-                                        "--run-dir", str(run_dir)]))
+                                        "--run-dir", str(run_dir), *extra]), bar)

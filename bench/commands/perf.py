@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from pencilbench.bench.commands.eval import add_executor_arguments, check_executor
 from pencilbench.bench.tables import format_table
 from pencilbench.generators.dataset import Spec, generate
 from pencilbench.generators.pencil import replay
@@ -20,6 +21,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     perf.add_argument("--task", action="append", help="only this task (repeatable; default all)")
     perf.add_argument("--seconds", type=float, default=2.0,
                       help="time spent generating per size (default 2)")
+    add_executor_arguments(perf, "instances/s of Ray tasks generating einstein 5x5 and sat n=20")
+    perf.add_argument("--ray-workers", default="1,2", metavar="N,N,...",
+                      help="with --executor ray: Ray tasks in flight, one figure each (default 1,2)")
     perf.set_defaults(run=run_perf)
 
 
@@ -55,6 +59,12 @@ def measure(task_name: str, params: Mapping[str, Any], seconds: float) -> dict[s
 
 
 def run_perf(args: argparse.Namespace) -> int:
+    check_executor(args)
+    if args.executor == "ray":
+        from pencilbench.bench.ray_executor import perf_table
+
+        print(perf_table(args.ray_workers, args.seconds, args.ray_address))
+        return 0
     names = args.task or list(TASKS)
     for name in names:
         get_task(name)

@@ -12,9 +12,10 @@ import argparse
 from pathlib import Path
 
 from pencilbench.bench.commands.data import summary_table
-from pencilbench.bench.commands.eval import evaluate_builtins
+from pencilbench.bench.commands.eval import evaluate_modes
 from pencilbench.bench.commands.report import write_report
 from pencilbench.bench.errors import UserError
+from pencilbench.bench.manifest import Piece, write_manifest
 from pencilbench.bench.verify import summarize
 from pencilbench.generators.dataset import Spec, generate
 from pencilbench.generators.export import read_records, write_records
@@ -33,12 +34,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def build_suite(out: Path, count: int, seed: int) -> Path:
-    """Write the quickstart suite (test split) to ``out/suite.jsonl``."""
+    """Write the quickstart suite (test split) to ``out/suite.jsonl``, with its manifest."""
     specs = [Spec(task.name, size, "test", seed) for task in TASKS.values() for size in task.quickstart_sizes]
     records = (record for spec in specs for record in generate(spec, count))
     bar = tqdm(records, total=count * len(specs), desc="generate suite", unit="inst")
     path = out / "suite.jsonl"
-    write_records(path, bar)
+    written = write_records(path, bar)
+    write_manifest(path, [Piece.of(spec, 0, count) for spec in specs], written)
     return path
 
 
@@ -52,6 +54,6 @@ def run_quickstart(args: argparse.Namespace) -> int:
         for record_id, problem in failures[:20]:
             print(f"FAIL {record_id}: {problem}")
         return 1
-    evaluate_builtins(suite, args.out / "run")
+    evaluate_modes(suite, args.out / "run", ("oracle", "random"))
     write_report([args.out / "run"], args.out / "report")
     return 0

@@ -39,9 +39,12 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def write_report(runs: list[Path], out: Path, comparisons: list[tuple[str, str]] = ()) -> Path:
     """Write the report and print where it is; returns the HTML page's path."""
+    from pencilbench.bench.manifest import warn
     from pencilbench.reports.build import build_report
 
     files = build_report(runs, out, comparisons)
+    if files.warning:
+        warn(files.warning)
     print(
         f"report: {files.html} (also {files.markdown.name}, {files.csv.name}, {files.sizes_csv.name}, "
         f"and {len(files.plots)} plots in {out}/plots)"
