@@ -6,11 +6,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pencilbench.bench.commands import cues, data, eval, perf, quickstart, report, train
+from pencilbench.bench.commands import cues, data, eval, export, perf, quickstart, report, train
 from pencilbench.bench.errors import UserError
 from pencilbench.generators import __version__
 
-COMMAND_MODULES = (data, eval, report, quickstart, perf, cues, train)
+COMMAND_MODULES = (data, eval, report, quickstart, perf, cues, export, train)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -43,7 +43,7 @@ def check_format(path: str | Path) -> str:
 
 def write_records(path: str | Path, records: Iterable[Mapping[str, Any]]) -> int:
     """Write records; return how many."""
-    return _write(path, records, RECORD_SCHEMA, _record_row)
+    return _write(path, records, RECORD_SCHEMA, record_row)
 
 
 def segment_rows(records: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -74,12 +74,12 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     missing = [name for name in FIELDS if name not in table.column_names]
     if missing:
         raise ValueError(f"{path}: not a pencilbench dataset (missing column {missing[0]!r})")
-    out = []
-    for row in table.select(list(FIELDS)).to_pylist():
-        for name in JSON_FIELDS:
-            row[name] = json.loads(row[name])
-        out.append(row)
-    return out
+    return [record_from_row(row) for row in table.select(list(FIELDS)).to_pylist()]
+
+
+def record_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A record from a Parquet row (its JSON-text fields parsed); other columns are kept."""
+    return {**row, **{name: json.loads(row[name]) for name in JSON_FIELDS}}
 
 
 def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
@@ -99,7 +99,8 @@ def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             yield record
 
 
-def _record_row(record: Mapping[str, Any]) -> dict[str, Any]:
+def record_row(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A record as a Parquet row: the nested fields as JSON text."""
     row = {name: record[name] for name in FIELDS}
     for name in JSON_FIELDS:
         row[name] = json.dumps(record[name], sort_keys=True)
