@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pencilbench.generators.dataset import Spec, draw_problem
+from pencilbench.generators.sat import python_sat_verdict
 
 FEATURES = ("polarity_imbalance", "duplicate_clauses", "pure_literals", "clauses")
 
@@ -93,9 +95,6 @@ def labelled_problems(params: Mapping[str, Any], split: str, seed: int, count: i
     """Problems ``start .. start + count - 1`` of a SAT stream (no traces, which the check
     does not need) and their labels, decided by python-sat rather than taken from the
     sampler."""
-    from pencilbench.generators.dataset import Spec, draw_problem
-    from pencilbench.generators.sat import python_sat_verdict
-
     task, size = Spec("sat", params, split, seed).resolve()
     problems = [draw_problem(task, size, split, seed, i) for i in range(start, start + count)]
     return problems, [python_sat_verdict(problem["clauses"]) for problem in problems]
