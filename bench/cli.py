@@ -7,11 +7,11 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 
-from pencilbench.bench.commands import data, eval, perf, quickstart, report, run, train
+from pencilbench.bench.commands import cues, data, eval, export, perf, quickstart, report, run, train
 from pencilbench.bench.errors import UserError
 from pencilbench.generators import __version__
 
-COMMAND_MODULES = (data, eval, report, run, quickstart, perf, train)
+COMMAND_MODULES = (data, eval, report, run, quickstart, perf, cues, export, train)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -400,3 +400,25 @@ def evaluate(records: Sequence[Mapping[str, Any]], client: Client, config: EvalC
             bar.close()
     return RunSummary(written, len(records) - len(todo), time.perf_counter() - started, tokens,
                       client.calls - calls, time.process_time() - cpu_started, retried)
+
+
+def score_output(record: Mapping[str, Any], text: str, config: EvalConfig, model: str = "text") -> Sample:
+    """Score a finished model output as :func:`evaluate` would have scored the model that
+    wrote it: ``text`` is fed through :func:`run_sample` call by call (in pencil mode up to
+    each ``[RETURN]``, which the loop then reduces), so status, answer, budgets, peak context
+    and trace rate are exactly what the results store would hold."""
+    job = run_sample(record, config, model)
+    rest = text
+    try:
+        request = next(job)
+        while True:
+            cut = min((i for i in (rest.find(s) for s in request.stop) if i >= 0), default=-1)
+            if cut >= 0:
+                stop = next(s for s in request.stop if rest.startswith(s, cut))
+                chunk, rest = rest[:cut], rest[cut + len(stop):]
+                request = job.send(Completion(chunk, "stop", stop))
+            else:
+                chunk, rest = rest, ""
+                request = job.send(Completion(chunk, "stop"))
+    except StopIteration as end:
+        return end.value

@@ -55,7 +55,7 @@ def part_files(folder: str | Path) -> list[Path]:
 
 def write_records(path: str | Path, records: Iterable[Mapping[str, Any]]) -> int:
     """Write records; return how many."""
-    return _write(path, records, RECORD_SCHEMA, _record_row)
+    return _write(path, records, RECORD_SCHEMA, record_row)
 
 
 def segment_rows(records: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -97,12 +97,12 @@ def _read_parquet(path: Path) -> list[dict[str, Any]]:
     if missing:
         raise ValueError(f"{path}: not a pencilbench dataset (missing column {missing!r})")
     present = [name for name in FIELDS if name in table.column_names]
-    out = []
-    for row in table.select(present).to_pylist():
-        for name in JSON_FIELDS:
-            row[name] = json.loads(row[name])
-        out.append(_upgrade(row, path))
-    return out
+    return [_upgrade(record_from_row(row), path) for row in table.select(present).to_pylist()]
+
+
+def record_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A record from a Parquet row (its JSON-text fields parsed); other columns are kept."""
+    return {**row, **{name: json.loads(row[name]) for name in JSON_FIELDS}}
 
 
 def _missing(names: Iterable[str]) -> str | None:
@@ -140,7 +140,8 @@ def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             yield _upgrade(record, f"{path}:{number}")
 
 
-def _record_row(record: Mapping[str, Any]) -> dict[str, Any]:
+def record_row(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A record as a Parquet row: the nested fields as JSON text."""
     row = {name: record[name] for name in FIELDS}
     for name in JSON_FIELDS:
         row[name] = json.dumps(record[name])  # key order is data: einstein prompts list attributes in it

@@ -2,11 +2,24 @@
 
 Sampling: each clause picks k distinct variables uniformly and a random sign for each. The
 label comes first, from the item's stratum (satisfiable when ``stratum < target``, so the
-shares of any run of items are within a couple of items of ``target``), and formulas are
-drawn until one has that label (rejection per label: no planted solution, so satisfiable instances are
-uniform among satisfiable formulas). The rejection test is an exact enumeration over all
-assignments (bit sets) for n <= 14 and python-sat above; nothing changes a formula after its
-label is known. The gold answer comes from the DPLL below and is confirmed by python-sat on
+shares of any run of items are within a couple of items of ``target``). Two ways to reach it:
+
+- ``sampling=paired`` (the default), after NeuroSAT's SR(n): a random formula that is
+  satisfiable with m - 1 clauses and becomes unsatisfiable with its m-th random clause. The
+  unsatisfiable instance is that formula; the satisfiable one is the same formula with one
+  literal of the m-th clause negated (every model of the first m - 1 clauses falsifies the
+  m-th, so any one negation lets them all through). Both labels come from the same
+  distribution up to one sign, so surface statistics hardly tell them apart (a logistic
+  regression on polarity statistics: about 51-53% held out at n = 10); the clauses are
+  shuffled so the deciding clause has no fixed place. Drawn exactly: m clauses at random,
+  kept when the first m - 1 are satisfiable and every one of their models gives the m-th
+  clause's variables the same values; the m-th clause then takes the signs that falsify them.
+- ``sampling=independent``: formulas are drawn until one has the label (rejection per
+  label: satisfiable instances are uniform among satisfiable formulas). Its labels carry
+  shallow cues: the same regression scores about 63% (``pencilbench cues``).
+
+Labels are decided by an exact enumeration over all assignments (bit sets) for n <= 14 and
+python-sat above. The gold answer comes from the DPLL below and is confirmed by python-sat on
 every trace, so a wrong label cannot be written.
 
 Prompt: ``c1 l l l c2 l l l ... ?``; a literal is ``k`` (variable k true) or ``-k``.
@@ -50,6 +63,7 @@ SAT, UNSAT, CONFLICT, QUERY = "SAT", "UNSAT", "conflict", "?"
 MAX_DRAWS = 5000  # formulas drawn for one label before the size is declared unworkable
 BATCH = 4  # formulas drawn per numpy call
 ENUMERATE_UP_TO = 14  # variables up to which labels are found by enumerating assignments
+SAMPLINGS = ("paired", "independent")
 
 
 @dataclass(frozen=True)
@@ -58,6 +72,8 @@ class SatParams(TaskParams):
     width: int = knob(3, lo=2, hi=8, help="literals per clause k (distinct variables)")
     ratio: float = knob(4.3, lo=0.2, hi=20.0, help="clauses per variable; m = round(ratio * n)")
     target: float = knob(0.5, lo=0.0, hi=1.0, help="share of satisfiable instances")
+    sampling: str = knob("paired", choices=SAMPLINGS,
+                         help="paired: SR(n)-style twins that differ in one sign; independent: rejection per label")
 
     def check(self) -> None:
         if self.width > self.variables:
@@ -136,6 +152,59 @@ def python_sat_verdict(clauses: Sequence[Sequence[int]]) -> bool:
         return False
     with Solver(name="minisat22", bootstrap_with=clauses) as solver:
         return bool(solver.solve())
+
+
+def forced_values(variables: int, clauses: Sequence[Sequence[int]],
+                  wanted: Sequence[int]) -> dict[int, int] | None:
+    """For each variable of ``wanted`` that every model of ``clauses`` gives the same value,
+    that value as a literal; ``None`` when the clauses are unsatisfiable. Stops at the first
+    wanted variable that is free."""
+    forced: dict[int, int] = {}
+    if variables <= ENUMERATE_UP_TO:
+        models = satisfying_set(variables, clauses)
+        if not models:
+            return None
+        _, masks = false_masks(variables)
+        for var in wanted:
+            if not models & masks[var]:
+                forced[var] = var
+            elif not models & masks[-var]:
+                forced[var] = -var
+            else:
+                break
+        return forced
+    with Solver(name="minisat22", bootstrap_with=clauses) as solver:
+        if not solver.solve():
+            return None
+        model = set(solver.get_model())
+        for var in wanted:
+            literal = var if var in model else -var
+            if solver.solve(assumptions=[-literal]):
+                break
+            forced[var] = literal
+    return forced
+
+
+def paired_formula(params: SatParams, rng: np.random.Generator, satisfiable: bool) -> list[list[int]]:
+    """One twin of an SR(n)-style pair (see the module notes): m random clauses whose last one
+    is the first to make the formula unsatisfiable; negating one of its literals gives the
+    satisfiable twin. Clause order is shuffled."""
+    n, width, count = params.variables, params.width, params.clauses()
+    for _ in range(MAX_DRAWS // BATCH):
+        for clauses in draw_formulas(rng, n, width, count, BATCH):
+            head, last = clauses[:-1], clauses[-1]
+            variables = [abs(literal) for literal in last]
+            forced = forced_values(n, head, variables)
+            if forced is None or len(forced) < width:
+                continue
+            last = [-forced[var] for var in variables]  # false in every model of the head
+            if satisfiable:
+                flip = int(rng.integers(width))
+                last[flip] = -last[flip]
+            formula = [*head, last]
+            return [formula[i] for i in rng.permutation(count).tolist()]
+    raise ValueError(f"sat at {params.label()}: no unsatisfiable formula whose last clause decides it in "
+                     f"{MAX_DRAWS} draws; move ratio towards 4.3 or use sampling=independent")
 
 
 class _Dpll:
@@ -257,7 +326,7 @@ def dpll_trace(num_vars: int, clauses: Sequence[Sequence[int]]) -> Trace:
 
 class Sat(Task):
     name = "sat"
-    version = 2
+    version = 3
     Params = SatParams
     summary = "random k-SAT: UNSAT, or SAT with a satisfying assignment, by DPLL"
     # One size: literal tokens depend on n, and random answers draw from a task-wide alphabet.
@@ -265,8 +334,10 @@ class Sat(Task):
     benchmark_sizes = ({"variables": 5}, {"variables": 10}, {"variables": 20}, {"variables": 40})
 
     def sample(self, params: SatParams, rng: np.random.Generator, stratum: float) -> dict[str, Any]:
-        n, count = params.variables, params.clauses()
         want = stratum < params.target
+        if params.sampling == "paired":
+            return {"num_vars": params.variables, "clauses": paired_formula(params, rng, want)}
+        n, count = params.variables, params.clauses()
         for _ in range(MAX_DRAWS // BATCH):
             for clauses in draw_formulas(rng, n, params.width, count, BATCH):
                 if n <= ENUMERATE_UP_TO:
