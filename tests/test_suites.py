@@ -126,7 +126,8 @@ def test_generate_writes_a_manifest_that_eval_checks(tmp_path, capsys):
     manifest = read_manifest(data)
     assert manifest_path(data) == tmp_path / "a.jsonl.manifest.json"
     assert manifest.records == 6 and manifest.suite is None and manifest.schema_version == SCHEMA_VERSION
-    assert manifest.pieces == (Piece("sat", {"variables": 5, "width": 3, "ratio": 4.3, "target": 0.5},
+    assert manifest.pieces == (Piece("sat", {"variables": 5, "width": 3, "ratio": 4.3, "target": 0.5,
+                                         "sampling": "paired"},
                                      "train", 0, 0, 6),)
     capsys.readouterr()
     code, _, err = run(capsys, "eval", "--data", data, "--model", "oracle", "--mode", "direct",

@@ -238,10 +238,12 @@ FIELD_MEANINGS = {
     "params": "the size knobs (JSON text)", "problem": "the problem as plain JSON (JSON text)",
     "prompt": "the problem as compact tokens, space-joined",
     "question": "the problem in natural language, with the answer format",
-    "answer": "the gold answer as compact tokens", "cot": "the gold chain of thought (ends with the answer)",
-    "pencil": "the gold PENCIL trace with [CALL], [SEP], [RETURN]",
+    "answer": "the gold answer as compact tokens",
+    "cot": "the gold chain of thought (ends with [ANSWER] and the answer)",
+    "pencil": "the gold PENCIL trace with [CALL], [SEP], [RETURN]; its root frame returns [ANSWER] and the answer",
     "stats": "token counts, PENCIL peak context, reductions and task statistics (JSON text)",
     "generator_version": "`TASK-vN`; a new version changes the bytes",
+    "schema_version": "the record layout's version",
 }
 
 
