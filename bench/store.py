@@ -2,7 +2,9 @@
 
 A row is written the moment its sample finishes and committed at once, so a run killed at
 any point resumes exactly where it stopped: the harness skips every (model, mode, style,
-instance) that already has a row. ``instances`` keeps the records that were evaluated, so
+instance, repeat) that already has a row. ``repeat`` numbers the samples drawn for one
+instance (``eval --samples K``); stores written before it existed are migrated on opening
+(their rows become repeat 0). ``instances`` keeps the records that were evaluated, so
 reports can show gold traces without the original dataset file.
 """
 
@@ -29,6 +31,8 @@ CREATE TABLE IF NOT EXISTS evaluations (
 CREATE TABLE IF NOT EXISTS instances (
     id TEXT PRIMARY KEY, task TEXT NOT NULL, params TEXT NOT NULL, record TEXT NOT NULL
 );
+"""
+_SAMPLES = """
 CREATE TABLE IF NOT EXISTS samples (
     model TEXT NOT NULL, mode TEXT NOT NULL, style TEXT NOT NULL, instance_id TEXT NOT NULL,
     task TEXT NOT NULL, params TEXT NOT NULL, status TEXT NOT NULL,
@@ -36,8 +40,8 @@ CREATE TABLE IF NOT EXISTS samples (
     parsed_answer TEXT, gold_answer TEXT NOT NULL,
     peak_context INTEGER NOT NULL, generated_tokens INTEGER NOT NULL, reductions INTEGER NOT NULL,
     trace_rate REAL, wall_time REAL NOT NULL, output TEXT NOT NULL, error TEXT,
-    context_lengths TEXT,
-    PRIMARY KEY (model, mode, style, instance_id)
+    context_lengths TEXT, repeat INTEGER NOT NULL DEFAULT 0, model_tokens INTEGER,
+    PRIMARY KEY (model, mode, style, instance_id, repeat)
 );
 """
 
@@ -49,7 +53,9 @@ class Sample:
     ``status`` is ``ok``, ``context_overflow``, ``token_limit``, ``protocol_error`` or
     ``model_error``; anything but ``ok`` counts as wrong. ``params`` is the size's canonical
     JSON. ``context_lengths`` is the live context length after every generated token as a
-    JSON list (``None`` when not recorded).
+    JSON list (``None`` when not recorded). ``generated_tokens`` counts pencilbench tokens
+    (compact tokens, or instruct pieces); ``model_tokens`` the model's own tokens as its
+    server reported them (``None`` when it did not, for any call).
     """
 
     model: str
@@ -72,11 +78,32 @@ class Sample:
     output: str
     error: str | None = None
     context_lengths: str | None = None
+    repeat: int = 0
+    model_tokens: int | None = None
 
 
 SAMPLE_COLUMNS = tuple(f.name for f in fields(Sample))
 _INSERT_SAMPLE = (f"INSERT OR IGNORE INTO samples ({', '.join(SAMPLE_COLUMNS)}) "
                   f"VALUES ({', '.join('?' for _ in SAMPLE_COLUMNS)})")
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a samples table written by an older version to the current schema: the table is
+    rebuilt (SQLite cannot change a primary key in place) with every row kept."""
+    columns = [row[1] for row in db.execute("PRAGMA table_info(samples)")]
+    if "repeat" in columns and "model_tokens" in columns:
+        return
+    kept = ", ".join(name for name in columns if name in SAMPLE_COLUMNS)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("ALTER TABLE samples RENAME TO samples_old")
+        db.execute(_SAMPLES)
+        db.execute(f"INSERT INTO samples ({kept}) SELECT {kept} FROM samples_old")
+        db.execute("DROP TABLE samples_old")
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
 
 
 def is_run_dir(path: str | Path) -> bool:
@@ -94,7 +121,8 @@ class ResultStore:
         self.db = sqlite3.connect(self.path, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
+        self.db.executescript(_SCHEMA + _SAMPLES)
+        _migrate(self.db)
 
     def close(self) -> None:
         self.db.close()
@@ -123,13 +151,13 @@ class ResultStore:
                   json.dumps(r)) for r in records),
             )
 
-    def finished(self, model: str, mode: str, style: str) -> set[str]:
-        """Instance ids that already have a row for this evaluation."""
+    def finished(self, model: str, mode: str, style: str) -> set[tuple[str, int]]:
+        """(instance id, repeat) pairs that already have a row for this evaluation."""
         rows = self.db.execute(
-            "SELECT instance_id FROM samples WHERE model = ? AND mode = ? AND style = ?",
+            "SELECT instance_id, repeat FROM samples WHERE model = ? AND mode = ? AND style = ?",
             (model, mode, style),
         )
-        return {row[0] for row in rows}
+        return {(row[0], row[1]) for row in rows}
 
     def write(self, sample: Sample) -> bool:
         """Commit one sample; ``False`` (and nothing written) if it already had a row."""
@@ -140,7 +168,7 @@ class ResultStore:
     def samples(self) -> pd.DataFrame:
         """Every sample row, ordered, with booleans as ``bool``."""
         frame = pd.read_sql_query(
-            f"SELECT {', '.join(SAMPLE_COLUMNS)} FROM samples ORDER BY model, mode, style, instance_id",
+            f"SELECT {', '.join(SAMPLE_COLUMNS)} FROM samples ORDER BY model, mode, style, instance_id, repeat",
             self.db,
         )
         for name in ("correct", "parse_ok"):
