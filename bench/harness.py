@@ -13,7 +13,8 @@ that does not say which stop string ended a reply (``Completion.stop_unknown``) 
 ``[RETURN]`` to be inferred: it is taken to have ended the reply when the live trace holds
 an open frame (a ``[SEP]`` whose ``[RETURN]`` is still to come), since a trace that ends
 for good has none; otherwise the reply ended the sample. A sample that produced no text at
-all ends with status ``empty_reply``.
+all ends with status ``empty_reply``; one whose answer does not parse after an empty
+reply says so in its error.
 
 Lengths. In the compact style every length is in compact tokens. In the instruct style it
 is in pieces (words and markers, see ``bench.prompts``), or, when the adapter has
@@ -189,6 +190,7 @@ def run_sample(record: Mapping[str, Any], config: EvalConfig, model: str,
     lengths: list[int] = []
     generated = matched = 0
     model_tokens: int | None = 0
+    silent = False  # whether the last reply was empty
     matching = bool(gold)
     length = peak = prompt_len
     status, error = (CONTEXT_OVERFLOW if prompt_len > max_context else OK), None  # the prompt alone
@@ -204,6 +206,7 @@ def run_sample(record: Mapping[str, Any], config: EvalConfig, model: str,
             model_tokens = (None if model_tokens is None or completion.completion_tokens is None
                             else model_tokens + completion.completion_tokens)
             text, ended_at = _enforce_stop(completion, stop)
+            silent = ended_at is None and not text.strip()
             tokens = split(text)
             if len(tokens) > cap:  # an adapter that ignored the cap: what it wrote beyond is unused
                 tokens, ended_at = tokens[:cap], None
@@ -271,6 +274,8 @@ def run_sample(record: Mapping[str, Any], config: EvalConfig, model: str,
                 answer = task.parse_answer(params, record["problem"], output)
             except Exception as problem:  # noqa: BLE001 - unparsable model text is a parse failure
                 error = f"answer parser failed: {type(problem).__name__}: {problem}"
+    if status == OK and answer is None and error is None and silent:
+        error = "the model's last reply was empty"
     score = Score.wrong()
     if answer is not None:
         try:
