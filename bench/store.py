@@ -135,13 +135,24 @@ class ResultStore:
 
     def start_evaluation(self, model: str, mode: str, style: str, config: Mapping[str, Any],
                          versions: Mapping[str, Any], started: str) -> None:
-        """Record how an evaluation was configured; the first configuration is kept on resume."""
+        """Record how an evaluation was configured; the first configuration is kept on resume,
+        except ``data``, which lists every data file the evaluation was run on."""
         with self.db:
             self.db.execute(
                 "INSERT OR IGNORE INTO evaluations VALUES (?, ?, ?, ?, ?, ?)",
                 (model, mode, style, json.dumps(config, sort_keys=True),
                  json.dumps(versions, sort_keys=True), started),
             )
+            if "data" not in config:
+                return
+            row = self.db.execute("SELECT config FROM evaluations WHERE model = ? AND mode = ? AND style = ?",
+                                  (model, mode, style)).fetchone()
+            stored = json.loads(row[0])
+            files = stored.get("data") if isinstance(stored.get("data"), list) else [stored.get("data")]
+            if config["data"] not in files:
+                stored["data"] = [*files, config["data"]]
+                self.db.execute("UPDATE evaluations SET config = ? WHERE model = ? AND mode = ? AND style = ?",
+                                (json.dumps(stored, sort_keys=True), model, mode, style))
 
     def add_instances(self, records: Iterable[Mapping[str, Any]]) -> None:
         with self.db:
