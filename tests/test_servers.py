@@ -27,7 +27,6 @@ from pencilbench.generators.dataset import Spec, generate
 from pencilbench.generators.export import write_records
 from pencilbench.generators.registry import TASKS
 
-ROOT = Path(__file__).resolve().parent.parent
 FAKE = Path(__file__).with_name("fake_servers.py")
 
 
@@ -142,7 +141,7 @@ def test_a_run_killed_with_its_server_completes_on_rerun(suite, flavour, tmp_pat
     server, port = start_fake(data, flavour, "--delay", "0.02")
     url = f"http://127.0.0.1:{port}/v1"
     command = [sys.executable, "-m", "pencilbench", *eval_argv(data, url, tmp_path, "pencil", "--concurrency", "2")]
-    client = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # kill both once a few samples are in

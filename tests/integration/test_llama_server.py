@@ -35,7 +35,6 @@ from pencilbench.generators.dataset import Spec, generate  # noqa: E402
 from pencilbench.generators.export import write_records  # noqa: E402
 from pencilbench.generators.registry import TASKS, get_task  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 MODEL = "gemma"
 MAX_TOKENS = 48  # small: a 270M model on two cores writes about 20 tokens a second
 
@@ -137,7 +136,7 @@ def test_a_run_killed_with_its_server_completes_on_rerun(model_path, suite, tmp_
     url = f"http://127.0.0.1:{port}/v1"
     server = start_server(model_path, port)
     argv = eval_argv(data, url, tmp_path, "pencil", "instruct", "completions")
-    client = subprocess.Popen([sys.executable, "-m", "pencilbench", *argv], cwd=ROOT,
+    client = subprocess.Popen([sys.executable, "-m", "pencilbench", *argv], cwd=tmp_path,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 600
