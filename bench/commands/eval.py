@@ -110,7 +110,7 @@ def check_resume(store: ResultStore, model: str, mode: str, style: str, config: 
         return
     stored = json.loads(earlier["config"].iloc[0])
     for key in CHECKED:
-        if stored.get(key) != config.get(key):
+        if key in stored and stored[key] != config.get(key):  # a key it lacks: an older version did not record it
             raise UserError(f"{store.path.parent} already holds {model} {mode} {style} with "
                             f"{key}={stored.get(key)!r}, not {config.get(key)!r}; use another --run-dir")
 
