@@ -175,7 +175,7 @@ def test_a_run_killed_with_its_server_completes_on_rerun(suite, flavour, tmp_pat
 @pytest.mark.parametrize("serial", [True, False])
 def test_the_summary_says_when_concurrency_cannot_help(suite, serial, tmp_path, capsys):
     data, records = suite
-    server, _, url = serve(records, "llamacpp", delay=0.05, serial=serial)
+    server, _, url = serve(records, "llamacpp", delay=0.1, serial=serial)
     try:
         assert main(eval_argv(data, url, tmp_path, "direct", "--concurrency", "4", "--no-cache")) == 0
     finally:
@@ -183,7 +183,7 @@ def test_the_summary_says_when_concurrency_cannot_help(suite, serial, tmp_path, 
         server.server_close()
     out = capsys.readouterr().out
     assert "requests in flight:" in out
-    assert ("--concurrency gave no speed-up" in out) is serial
+    assert ("--concurrency gave little speed-up" in out) is serial
 
 
 def test_call_load_tells_a_queue_from_a_crowd():

@@ -148,8 +148,6 @@ def throughput(summary: RunSummary) -> str:
             f"{summary.calls} model calls ({summary.skipped} already done)")
 
 
-# Below this many calls served at once (of --concurrency), the summary says concurrency did not help.
-SERIAL_BELOW = 1.5
 
 
 def load_notes(summary: RunSummary, concurrency: int) -> list[str]:
@@ -162,8 +160,8 @@ def load_notes(summary: RunSummary, concurrency: int) -> list[str]:
     if at_once is not None:
         lines[0] += (f"; a call took {load.crowded:.2f} s in a full crowd and {load.alone:.2f} s alone, "
                      f"so the model served about {at_once:.1f} at once")
-        if at_once < SERIAL_BELOW:
-            lines.append("note: --concurrency gave no speed-up: the server seems to answer one request at a "
+        if at_once < 1 + (concurrency - 1) / 2:  # nearer one at a time than all at once
+            lines.append("note: --concurrency gave little speed-up: the server seems to answer one request at a "
                          "time; give it parallel slots (llama.cpp's llama-server -np N) or use one that batches")
     return lines
 
