@@ -68,7 +68,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     ev.add_argument("--api-key-env", default="OPENAI_API_KEY",
                     help="environment variable holding the API key (default OPENAI_API_KEY)")
     ev.add_argument("--temperature", type=float, default=0.0,
-                    help="sampling temperature of cmd/openai models (default 0: greedy)")
+                    help="sampling temperature of openai models (default 0: greedy)")
     ev.add_argument("--samples", type=int, default=1, metavar="K",
                     help="samples per instance, for pass@k and maj@k (default 1; use with --temperature)")
     ev.add_argument("--system-prompt", help="system message for --api chat (default none)")
@@ -80,8 +80,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     ev.add_argument("--retries", type=int, default=4, help="retries per failed call (default 4)")
     ev.add_argument("--no-cache", action="store_true", help="do not cache cmd/openai responses")
     ev.add_argument("--seed", type=int, default=0,
-                    help="seed of the random model, sent to openai models as well, plus the sample number "
-                         "(default 0)")
+                    help="seed of the random model and of openai requests; sample K of an item uses "
+                         "SEED + K (default 0)")
     ev.add_argument("--device", default="cpu", help="torch device of hf models (default cpu)")
     ev.add_argument("--export", type=Path, metavar="PATH",
                     help="also write every sample of the run directory to PATH (.jsonl or .parquet)")
