@@ -80,8 +80,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     ev.add_argument("--retries", type=int, default=4, help="retries per failed call (default 4)")
     ev.add_argument("--no-cache", action="store_true", help="do not cache cmd/openai responses")
     ev.add_argument("--seed", type=int, default=0,
-                    help="seed of the random model and of openai requests; sample K of an item uses "
-                         "SEED + K (default 0)")
+                    help="seed of the random model and of openai requests (those of sample K of an item "
+                         "send SEED + K; default 0)")
     ev.add_argument("--device", default="cpu", help="torch device of hf models (default cpu)")
     ev.add_argument("--export", type=Path, metavar="PATH",
                     help="also write every sample of the run directory to PATH (.jsonl or .parquet)")
