@@ -365,7 +365,8 @@ def _outcomes(data: RunData, order: list[str]) -> list[Block]:
         Heading(2, "Sample outcomes"),
         Paragraph(
             "How samples ended; anything but ok counts as wrong (context_overflow and token_limit "
-            "are budget stops, protocol_error a malformed [CALL]/[SEP]/[RETURN] sequence)."
+            "are budget stops, protocol_error a malformed [CALL]/[SEP]/[RETURN] sequence, "
+            "empty_reply a model that wrote nothing)."
         ),
         Table(("entry", *statuses), rows, (False, *(True for _ in statuses))),
     ]
