@@ -6,6 +6,16 @@ Modes: ``direct`` (prompt to answer), ``cot`` (one continuation, no reduction) a
 one reduction engine, ``generators.pencil.Reducer``, and the reduced context is sent back
 for the next call, until the model ends on its own).
 
+Stop strings. In the instruct style every request also carries :data:`END_STOPS` (a blank
+line and the next ``Problem:``), since a base model does not end on its own after the
+answer: the sample ends there and its answer is read from the text before them. A server
+that does not say which stop string ended a reply (``Completion.stop_unknown``) leaves
+``[RETURN]`` to be inferred: it is taken to have ended the reply when the live trace holds
+an open frame (a ``[SEP]`` whose ``[RETURN]`` is still to come), since a trace that ends
+for good has none; otherwise the reply ended the sample. A sample that produced no text at
+all ends with status ``empty_reply``; one whose answer does not parse after an empty
+reply says so in its error.
+
 Lengths. In the compact style every length is in compact tokens. In the instruct style it
 is in pieces (words and markers, see ``bench.prompts``), or, when the adapter has
 ``count_tokens``, in the model's own tokens: the prompt counts ``count_tokens(prompt)`` and
@@ -16,7 +26,8 @@ Budgets. ``max_tokens`` bounds the tokens generated per sample (``[RETURN]`` sto
 included); ``max_context`` bounds the live context (prompt plus live generated tokens,
 counted before a reduction erases anything). Each call asks for one token more than the
 budgets allow; a model that uses it, or stops for length, would have exceeded them and the
-sample ends with status ``token_limit`` or ``context_overflow``. Nothing is truncated to
+sample ends with status ``token_limit`` or ``context_overflow`` (also when a server's own
+context window ran out first, ``finish_reason="server_limit"``). Nothing is truncated to
 fit. The peak context of an overflowing sample includes the token that went over, and a
 prompt longer than ``max_context`` overflows without a call.
 
@@ -63,11 +74,11 @@ from itertools import accumulate
 from typing import Any
 
 from pencilbench.bench.adapters.base import Completion, Request
-from pencilbench.bench.adapters.wrapper import Client, ModelFailure
+from pencilbench.bench.adapters.wrapper import CallLoad, Client, ModelFailure
 from pencilbench.bench.prompts import instruct_prompt, pieces
 from pencilbench.bench.store import MODEL_ERROR, ResultStore, Sample
 from pencilbench.generators.answers import complete_lines
-from pencilbench.generators.pencil import RETURN, SPECIAL_TOKENS, Reducer, final_answer
+from pencilbench.generators.pencil import RETURN, SEP, SPECIAL_TOKENS, Reducer, final_answer
 from pencilbench.generators.registry import get_task
 from pencilbench.solvers.registry import check_answer
 from pencilbench.solvers.score import Score
@@ -75,23 +86,29 @@ from tqdm import tqdm
 
 MODES = ("direct", "cot", "pencil")
 STYLES = ("compact", "instruct")
-OK, CONTEXT_OVERFLOW, TOKEN_LIMIT, PROTOCOL_ERROR, REPLY_CUT = (
-    "ok", "context_overflow", "token_limit", "protocol_error", "reply_cut")
+OK, CONTEXT_OVERFLOW, TOKEN_LIMIT, PROTOCOL_ERROR, REPLY_CUT, EMPTY_REPLY = (
+    "ok", "context_overflow", "token_limit", "protocol_error", "reply_cut", "empty_reply")
 # Statuses of a reply stopped before the model ended it; its finished part is still scored.
 BUDGET_STOPS = (TOKEN_LIMIT, CONTEXT_OVERFLOW, REPLY_CUT)
 INSTRUCT_MAX_TOKENS = 4096
 MAX_REPLY_BYTES = 1_000_000
+# Where an instruct-style reply ends for good: a model that goes on after its answer starts
+# the next problem, as the prompt's worked example taught it.
+END_STOPS = ("\n\nProblem:", "\n\nExample problem:")
+MAX_SAMPLES = 1000
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """One evaluation's settings (``max_context=None``: no context budget)."""
+    """One evaluation's settings (``max_context=None``: no context budget; ``samples``:
+    how many samples are drawn per instance, for pass@k and maj@k)."""
 
     mode: str
     style: str = "compact"
     max_tokens: int = 4096
     max_context: int | None = None
     max_reply_bytes: int = MAX_REPLY_BYTES
+    samples: int = 1
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -104,6 +121,8 @@ class EvalConfig:
             raise ValueError(f"max context must be >= 1, got {self.max_context}")
         if self.max_reply_bytes < 1:
             raise ValueError(f"max reply bytes must be >= 1, got {self.max_reply_bytes}")
+        if not 1 <= self.samples <= MAX_SAMPLES:
+            raise ValueError(f"samples must be in [1, {MAX_SAMPLES}], got {self.samples}")
 
 
 def default_max_tokens(records: Iterable[Mapping[str, Any]], mode: str, style: str) -> int:
@@ -119,14 +138,15 @@ class ModelFailed(Exception):
     """Thrown into a running sample when its model call failed for good."""
 
 
-def _enforce_stop(completion: Completion, stop: Sequence[str]) -> tuple[str, bool]:
-    """The completion's text and whether it ended at a stop string (cut at the first one,
-    for adapters that do not honour stop strings themselves)."""
+def _enforce_stop(completion: Completion, stop: Sequence[str]) -> tuple[str, str | None]:
+    """The completion's text and the stop string that ended it, if any (cut at the first
+    one, for adapters that do not honour stop strings themselves)."""
     text = completion.text
-    cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
-    if cut >= 0:
-        return text[:cut], True
-    return text, completion.stop is not None and completion.stop in stop
+    found = [(i, s) for s in stop if (i := text.find(s)) >= 0]
+    if found:
+        cut, matched = min(found)
+        return text[:cut], matched
+    return text, completion.stop if completion.stop in stop else None
 
 
 def _follow(gold: Sequence[str], matched: int, tokens: Sequence[str]) -> tuple[int, bool]:
@@ -171,9 +191,10 @@ def _compact_answer(mode: str, live: Sequence[str], vocabulary: frozenset[str]) 
 
 
 def run_sample(record: Mapping[str, Any], config: EvalConfig, model: str,
-               weigh: Callable[[str], int] | None = None) -> Generator[Request, Completion, Sample]:
-    """One sample as a coroutine: yields requests, receives completions (or has
-    :class:`ModelFailed` thrown in), returns the finished :class:`Sample`."""
+               weigh: Callable[[str], int] | None = None, repeat: int = 0) -> Generator[Request, Completion, Sample]:
+    """One sample (number ``repeat`` of its instance) as a coroutine: yields requests,
+    receives completions (or has :class:`ModelFailed` thrown in), returns the finished
+    :class:`Sample`."""
     started = time.perf_counter()
     task = get_task(record["task"])
     params = task.params(record["params"])
@@ -187,7 +208,7 @@ def run_sample(record: Mapping[str, Any], config: EvalConfig, model: str,
         prompt_len = weigh(prompt) if weigh is not None else len(pieces(prompt))
         split = pieces
     gold = record["pencil"].split() if mode == "pencil" else record["cot"].split() if mode == "cot" else []
-    stop = (RETURN,) if mode == "pencil" else ()
+    stop = ((RETURN,) if mode == "pencil" else ()) + (() if compact else END_STOPS)
     max_tokens = config.max_tokens
     max_context = math.inf if config.max_context is None else config.max_context
 
@@ -196,6 +217,8 @@ def run_sample(record: Mapping[str, Any], config: EvalConfig, model: str,
     live = reducer.context  # in direct and cot modes it is only appended to, never reduced
     lengths: list[int] = []
     generated = matched = 0
+    model_tokens: int | None = 0
+    silent = False  # whether the last reply was empty
     matching = bool(gold)
     length = peak = prompt_len
     reply_room = config.max_reply_bytes
@@ -208,8 +231,11 @@ def run_sample(record: Mapping[str, Any], config: EvalConfig, model: str,
                 context = f"{prompt} {' '.join(live)}" if live else prompt
             else:
                 context = prompt + "".join(live)
-            completion = yield Request(context, stop, cap, len(prompt), record["id"])
-            text, stopped = _enforce_stop(completion, stop)
+            completion = yield Request(context, stop, cap, len(prompt), record["id"], repeat)
+            model_tokens = (None if model_tokens is None or completion.completion_tokens is None
+                            else model_tokens + completion.completion_tokens)
+            text, ended_at = _enforce_stop(completion, stop)
+            silent = ended_at is None and not text.strip()
             clipped = len(text) > reply_room  # more characters than bytes left: never split it all
             if clipped:
                 text = text[:reply_room]
@@ -217,9 +243,9 @@ def run_sample(record: Mapping[str, Any], config: EvalConfig, model: str,
             if clipped and not cut and tokens and not text[-1].isspace():
                 tokens = tokens[:-1]  # its word may go on past the clip
             if cut or clipped:
-                cut, stopped = True, False
+                cut, ended_at = True, None
             if len(tokens) > cap:  # an adapter that ignored the cap: what it wrote beyond is unused
-                tokens, stopped = tokens[:cap], False
+                tokens, ended_at = tokens[:cap], None
             # Budgets: the token budget cuts at its limit; the first token that takes the live
             # context past its budget is kept, so the peak shows the overflow.
             if len(tokens) > tokens_left:
@@ -238,6 +264,10 @@ def run_sample(record: Mapping[str, Any], config: EvalConfig, model: str,
                 peak = max(peak, length)
             if matching:
                 matched, matching = _follow(gold, matched, tokens if compact else [t.strip() for t in tokens])
+            if (pencil and ended_at is None and completion.stop_unknown and completion.finish_reason == "stop"
+                    and SEP in live):
+                ended_at = RETURN  # an open frame: only its [RETURN] can have stopped the reply
+            stopped = ended_at == RETURN
             if fault is None and status == OK and stopped:
                 # The [RETURN] stop token: counted, then the reduction.
                 before = length + (1 if weigh is None else weigh(RETURN))
@@ -262,13 +292,18 @@ def run_sample(record: Mapping[str, Any], config: EvalConfig, model: str,
                 break
             if stopped:
                 continue
-            if completion.finish_reason == "length":
+            if ended_at is None and completion.finish_reason == "length":
                 status = TOKEN_LIMIT if tokens_left <= context_left else CONTEXT_OVERFLOW
+            elif ended_at is None and completion.finish_reason == "server_limit":
+                status = CONTEXT_OVERFLOW
+                error = "the server stopped for length before the token cap: its own context window ran out"
             break
     except ModelFailed as failure:
         status, error = MODEL_ERROR, str(failure)
 
     output = " ".join(live) if compact else "".join(live)
+    if status == OK and generated == 0:
+        status, error = EMPTY_REPLY, "the model returned no text"
     answer: tuple[str, ...] | None = None
     if compact and status == OK:
         answer = _compact_answer(mode, live, _answer_vocabulary(task.name, params.key()))
@@ -279,6 +314,8 @@ def run_sample(record: Mapping[str, Any], config: EvalConfig, model: str,
                 answer = task.parse_answer(params, record["problem"], finished)
             except Exception as problem:  # noqa: BLE001 - unparsable model text is a parse failure
                 error = f"answer parser failed: {type(problem).__name__}: {problem}"
+    if status == OK and answer is None and error is None and silent:
+        error = "the model's last reply was empty"
     score = Score.wrong()
     if answer is not None:
         try:
@@ -293,6 +330,7 @@ def run_sample(record: Mapping[str, Any], config: EvalConfig, model: str,
         reductions=reducer.reductions, trace_rate=matched / len(gold) if gold else None,
         wall_time=time.perf_counter() - started, output=output, error=error,
         context_lengths=f"[{','.join(map(str, lengths))}]",  # a JSON list, written directly for speed
+        repeat=repeat, model_tokens=model_tokens,
     )
 
 
@@ -300,8 +338,10 @@ def run_sample(record: Mapping[str, Any], config: EvalConfig, model: str,
 class RunSummary:
     """What one call of :func:`evaluate` did: samples written and skipped (already in the
     store), wall-clock and CPU seconds spent in this process (CPU time is what the loop costs
-    on a busy machine), tokens generated, model calls made, and how many of the samples
-    were tried again because their earlier model call had failed."""
+    on a busy machine), tokens generated (pencilbench tokens; ``model_tokens``: the model's
+    own, as its server reported them, ``None`` when it did not for every sample), model
+    calls made, how those calls loaded the model, the PENCIL reductions performed, and how
+    many of the samples were tried again because their earlier model call had failed."""
 
     written: int
     skipped: int
@@ -309,46 +349,57 @@ class RunSummary:
     tokens: int
     calls: int
     cpu_seconds: float
+    model_tokens: int | None = None
+    load: CallLoad | None = None
+    reductions: int = 0
     retried: int = 0
 
 
 def evaluate(records: Sequence[Mapping[str, Any]], client: Client, config: EvalConfig,
              store: ResultStore, model: str, *, progress: bool = True, retry_errors: bool = True,
              bar: tqdm | None = None) -> RunSummary:
-    """Evaluate every record that has no row yet for (model, mode, style), and, when
-    ``retry_errors``, every record whose row says its model call failed; each sample is
-    committed as it finishes, so an interrupted run resumes where it stopped. ``bar``: a
-    progress bar of a larger job to advance (skipped samples included) instead of one of
-    this evaluation's own."""
+    """Evaluate ``config.samples`` samples of every record, skipping those that already have
+    a row for (model, mode, style) unless, with ``retry_errors``, the row says its model call
+    failed; each sample is committed as it finishes, so an interrupted run resumes where it
+    stopped. ``bar``: a progress bar of a larger job to advance (skipped samples included)
+    instead of one of this evaluation's own.
+
+    With several calls in flight, the first call runs alone: it measures what one call costs,
+    so the summary can tell whether the model served the others at once."""
     started, cpu_started = time.perf_counter(), time.process_time()
     done = store.finished(model, config.mode, config.style, retry_errors=retry_errors)
-    todo = [record for record in records if record["id"] not in done]
+    todo = [(record, repeat) for record in records for repeat in range(config.samples)
+            if (record["id"], repeat) not in done]
     errored = store.finished(model, config.mode, config.style, retry_errors=False) - done
-    retried = sum(record["id"] in errored for record in todo)
-    store.add_instances(todo)
+    retried = sum((record["id"], repeat) in errored for record, repeat in todo)
+    store.add_instances({record["id"]: record for record, _ in todo}.values())
     weigh = None
     count_tokens = getattr(client.adapter, "count_tokens", None)
     if config.style == "instruct" and count_tokens is not None:
         weigh = functools.lru_cache(maxsize=1 << 16)(count_tokens)
     queue = iter(todo)
-    written = tokens = 0
-    calls = client.calls
+    written = tokens = reductions = 0
+    model_tokens: int | None = 0
+    calls, spans = client.calls, len(client.spans)
     own = bar is None
     if bar is None:
         bar = tqdm(total=len(todo), desc=f"{model} {config.mode}", unit="sample", disable=not progress)
     else:
-        bar.update(len(records) - len(todo))
+        bar.update(len(records) * config.samples - len(todo))
 
     def finish(sample: Sample) -> None:
-        nonlocal written, tokens
+        nonlocal written, tokens, reductions, model_tokens
         written += store.write(sample)
         tokens += sample.generated_tokens
+        reductions += sample.reductions
+        model_tokens = (None if model_tokens is None or sample.model_tokens is None
+                        else model_tokens + sample.model_tokens)
         bar.update()
 
     def start() -> tuple[Generator[Request, Completion, Sample], Request] | None:
         """The next sample and its first request (a sample that needs no call is stored)."""
-        while (record := next(queue, None)) is not None:
-            job = run_sample(record, config, model, weigh)
+        while (item := next(queue, None)) is not None:
+            job = run_sample(item[0], config, model, weigh, item[1])
             try:
                 return job, next(job)
             except StopIteration as end:
@@ -367,16 +418,18 @@ def evaluate(records: Sequence[Mapping[str, Any]], client: Client, config: EvalC
             return None
 
     width = client.policy.concurrency
+    lone = width > 1  # until the first call has come back
     try:
         if client.streams:
             # Threaded adapters: each sample's next call starts as soon as its last one returns.
             pending: dict[Future[Completion | ModelFailure], tuple[Any, Request]] = {}
             while True:
-                while len(pending) < width and (fresh := start()) is not None:
+                while len(pending) < (1 if lone else width) and (fresh := start()) is not None:
                     pending[client.submit(fresh[1])] = fresh
                 if not pending:
                     break
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                lone = False
                 for future in finished:
                     job, request = pending.pop(future)
                     result = future.result()
@@ -388,18 +441,20 @@ def evaluate(records: Sequence[Mapping[str, Any]], client: Client, config: EvalC
             # One thread or a batching adapter: the in-flight samples step together.
             active: list[tuple[Any, Request]] = []
             while True:
-                while len(active) < width and (fresh := start()) is not None:
+                while len(active) < (1 if lone else width) and (fresh := start()) is not None:
                     active.append(fresh)
                 if not active:
                     break
                 results = client.complete_many([request for _, request in active])
+                lone = False
                 stepped = [(job, advance(job, result)) for (job, _), result in zip(active, results, strict=True)]
                 active = [(job, request) for job, request in stepped if request is not None]
     finally:
         if own:
             bar.close()
-    return RunSummary(written, len(records) - len(todo), time.perf_counter() - started, tokens,
-                      client.calls - calls, time.process_time() - cpu_started, retried)
+    return RunSummary(written, len(records) * config.samples - len(todo), time.perf_counter() - started, tokens,
+                      client.calls - calls, time.process_time() - cpu_started, model_tokens,
+                      client.load(spans), reductions, retried)
 
 
 def score_output(record: Mapping[str, Any], text: str, config: EvalConfig, model: str = "text") -> Sample:

@@ -2,11 +2,13 @@
 
 A row is written the moment its sample finishes and committed at once, so a run killed at
 any point resumes exactly where it stopped: the harness skips every (model, mode, style,
-instance) that already has a row, except rows whose model call failed (``model_error``):
-those are tried again, and the failed row moves to ``failed_attempts`` when its
-replacement is written, so ``samples`` holds each sample's latest outcome and the error
-history is kept. ``instances`` keeps the records that were evaluated, so reports can show
-gold traces without the original dataset file.
+instance, repeat) that already has a row, except rows whose model call failed
+(``model_error``): those are tried again, and the failed row moves to ``failed_attempts``
+when its replacement is written, so ``samples`` holds each sample's latest outcome and the
+error history is kept. ``repeat`` numbers the samples drawn for one instance (``eval
+--samples K``); stores written before it existed are migrated on opening (their rows become
+repeat 0). ``instances`` keeps the records that were evaluated, so reports can show gold
+traces without the original dataset file.
 
 One eval at a time writes to a run directory: :func:`lock_run_dir` holds an advisory lock
 on ``RUN_DIR/.lock`` that the kernel releases when the process ends, however it ends.
@@ -41,6 +43,14 @@ CREATE TABLE IF NOT EXISTS evaluations (
 CREATE TABLE IF NOT EXISTS instances (
     id TEXT PRIMARY KEY, task TEXT NOT NULL, params TEXT NOT NULL, record TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS failed_attempts (
+    model TEXT NOT NULL, mode TEXT NOT NULL, style TEXT NOT NULL, instance_id TEXT NOT NULL,
+    repeat INTEGER NOT NULL DEFAULT 0,
+    error TEXT, output TEXT NOT NULL, generated_tokens INTEGER NOT NULL, wall_time REAL NOT NULL,
+    replaced TEXT NOT NULL
+);
+"""
+_SAMPLES = """
 CREATE TABLE IF NOT EXISTS samples (
     model TEXT NOT NULL, mode TEXT NOT NULL, style TEXT NOT NULL, instance_id TEXT NOT NULL,
     task TEXT NOT NULL, params TEXT NOT NULL, status TEXT NOT NULL,
@@ -48,13 +58,8 @@ CREATE TABLE IF NOT EXISTS samples (
     parsed_answer TEXT, gold_answer TEXT NOT NULL,
     peak_context INTEGER NOT NULL, generated_tokens INTEGER NOT NULL, reductions INTEGER NOT NULL,
     trace_rate REAL, wall_time REAL NOT NULL, output TEXT NOT NULL, error TEXT,
-    context_lengths TEXT,
-    PRIMARY KEY (model, mode, style, instance_id)
-);
-CREATE TABLE IF NOT EXISTS failed_attempts (
-    model TEXT NOT NULL, mode TEXT NOT NULL, style TEXT NOT NULL, instance_id TEXT NOT NULL,
-    error TEXT, output TEXT NOT NULL, generated_tokens INTEGER NOT NULL, wall_time REAL NOT NULL,
-    replaced TEXT NOT NULL
+    context_lengths TEXT, repeat INTEGER NOT NULL DEFAULT 0, model_tokens INTEGER,
+    PRIMARY KEY (model, mode, style, instance_id, repeat)
 );
 """
 
@@ -68,7 +73,9 @@ class Sample:
     stops can be correct: they are scored on the answer the reply finished before it was
     stopped (``parse_ok`` says whether there was one). ``params`` is the size's canonical
     JSON. ``context_lengths`` is the live context length after every generated token as a
-    JSON list (``None`` when not recorded).
+    JSON list (``None`` when not recorded). ``generated_tokens`` counts pencilbench tokens
+    (compact tokens, or instruct pieces); ``model_tokens`` the model's own tokens as its
+    server reported them (``None`` when it did not, for any call).
     """
 
     model: str
@@ -91,18 +98,39 @@ class Sample:
     output: str
     error: str | None = None
     context_lengths: str | None = None
+    repeat: int = 0
+    model_tokens: int | None = None
 
 
 SAMPLE_COLUMNS = tuple(f.name for f in fields(Sample))
 # The columns that name one sample: a row of ``samples`` is unique on them.
-SAMPLE_KEY = ("model", "mode", "style", "instance_id")
+SAMPLE_KEY = ("model", "mode", "style", "instance_id", "repeat")
 _INSERT_SAMPLE = (f"INSERT OR IGNORE INTO samples ({', '.join(SAMPLE_COLUMNS)}) "
                   f"VALUES ({', '.join('?' for _ in SAMPLE_COLUMNS)})")
 _MATCH_KEY = " AND ".join(f"{name} = ?" for name in SAMPLE_KEY)
-_HISTORY = ("model", "mode", "style", "instance_id", "error", "output", "generated_tokens", "wall_time")
+_HISTORY = ("model", "mode", "style", "instance_id", "repeat", "error", "output", "generated_tokens", "wall_time")
 _MOVE_FAILED = (f"INSERT INTO failed_attempts ({', '.join(_HISTORY)}, replaced) "
                 f"SELECT {', '.join(_HISTORY)}, ? FROM samples WHERE {_MATCH_KEY} AND status = '{MODEL_ERROR}'")
 _DELETE_FAILED = f"DELETE FROM samples WHERE {_MATCH_KEY} AND status = '{MODEL_ERROR}'"
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a samples table written by an older version to the current schema: the table is
+    rebuilt (SQLite cannot change a primary key in place) with every row kept."""
+    columns = [row[1] for row in db.execute("PRAGMA table_info(samples)")]
+    if "repeat" in columns and "model_tokens" in columns:
+        return
+    kept = ", ".join(name for name in columns if name in SAMPLE_COLUMNS)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("ALTER TABLE samples RENAME TO samples_old")
+        db.execute(_SAMPLES)
+        db.execute(f"INSERT INTO samples ({kept}) SELECT {kept} FROM samples_old")
+        db.execute("DROP TABLE samples_old")
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
 
 
 def is_run_dir(path: str | Path) -> bool:
@@ -157,7 +185,8 @@ class ResultStore:
                     raise sqlite3.DatabaseError(verdict)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(_SCHEMA)
+            self.db.executescript(_SCHEMA + _SAMPLES)
+            _migrate(self.db)
         except sqlite3.DatabaseError as error:
             self.db.close()
             raise UserError(f"{self.path} is not a readable results store ({error}); "
@@ -174,13 +203,24 @@ class ResultStore:
 
     def start_evaluation(self, model: str, mode: str, style: str, config: Mapping[str, Any],
                          versions: Mapping[str, Any], started: str) -> None:
-        """Record how an evaluation was configured; the first configuration is kept on resume."""
+        """Record how an evaluation was configured; the first configuration is kept on resume,
+        except ``data``, which lists every data file the evaluation was run on."""
         with self.db:
             self.db.execute(
                 "INSERT OR IGNORE INTO evaluations VALUES (?, ?, ?, ?, ?, ?)",
                 (model, mode, style, json.dumps(config, sort_keys=True),
                  json.dumps(versions, sort_keys=True), started),
             )
+            if "data" not in config:
+                return
+            row = self.db.execute("SELECT config FROM evaluations WHERE model = ? AND mode = ? AND style = ?",
+                                  (model, mode, style)).fetchone()
+            stored = json.loads(row[0])
+            files = stored.get("data") if isinstance(stored.get("data"), list) else [stored.get("data")]
+            if config["data"] not in files:
+                stored["data"] = [*files, config["data"]]
+                self.db.execute("UPDATE evaluations SET config = ? WHERE model = ? AND mode = ? AND style = ?",
+                                (json.dumps(stored, sort_keys=True), model, mode, style))
 
     def add_instances(self, records: Iterable[Mapping[str, Any]]) -> None:
         with self.db:
@@ -190,14 +230,15 @@ class ResultStore:
                   json.dumps(r)) for r in records),
             )
 
-    def finished(self, model: str, mode: str, style: str, *, retry_errors: bool = True) -> set[str]:
-        """Instance ids that already have a row for this evaluation, not counting rows
-        whose model call failed when ``retry_errors`` (those are to be tried again)."""
+    def finished(self, model: str, mode: str, style: str, *,
+                 retry_errors: bool = True) -> set[tuple[str, int]]:
+        """(instance id, repeat) pairs that already have a row for this evaluation, not
+        counting rows whose model call failed when ``retry_errors`` (those are tried again)."""
         rows = self.db.execute(
-            "SELECT instance_id, status FROM samples WHERE model = ? AND mode = ? AND style = ?",
+            "SELECT instance_id, repeat, status FROM samples WHERE model = ? AND mode = ? AND style = ?",
             (model, mode, style),
         )
-        return {row[0] for row in rows if not (retry_errors and row[1] == MODEL_ERROR)}
+        return {(row[0], row[1]) for row in rows if not (retry_errors and row[2] == MODEL_ERROR)}
 
     def write(self, sample: Sample) -> bool:
         """Commit one sample; ``False`` (and nothing written) if it already had a row. A
@@ -222,7 +263,7 @@ class ResultStore:
     def samples(self) -> pd.DataFrame:
         """Every sample row, ordered, with booleans as ``bool``."""
         frame = pd.read_sql_query(
-            f"SELECT {', '.join(SAMPLE_COLUMNS)} FROM samples ORDER BY model, mode, style, instance_id",
+            f"SELECT {', '.join(SAMPLE_COLUMNS)} FROM samples ORDER BY model, mode, style, instance_id, repeat",
             self.db,
         )
         for name in ("correct", "parse_ok"):

@@ -175,6 +175,8 @@ def _ranking(standings: list[Standing], tasks: list[str], suites: dict[tuple[str
                 _percent(s.parse_failure),
                 f"{s.mean_peak_context:.1f}",
                 f"{s.mean_generated:.1f}",
+                "-" if s.mean_model_tokens is None else f"{s.mean_model_tokens:.1f}",
+                f"{s.mean_reductions:.1f}" if s.mode == "pencil" else "-",
                 str(s.samples),
             )
         )
@@ -188,16 +190,22 @@ def _ranking(standings: list[Standing], tasks: list[str], suites: dict[tuple[str
         "parse failures %",
         "mean peak context (tokens)",
         "mean tokens generated",
+        "mean model tokens generated",
+        "mean reductions",
         "samples",
     )
-    right = (True, False, False, True, False, *(True for _ in tasks), True, True, True, True)
+    right = (True, False, False, True, False, *(True for _ in tasks), True, True, True, True, True, True)
     note = (
         "Entries are ranked by accuracy averaged over tasks (each task weighs the same; within a "
         "task all sizes are pooled). Intervals are Wilson 95% intervals (for the average, at its "
         "effective sample size). Entries whose intervals overlap are not separable: the "
         "'not separable from' column lists their ranks, and their order says nothing. At equal "
         "accuracy the entry with the smaller mean peak context ranks first. Parse failures are "
-        "samples with no parsable answer, budget stops and errors included."
+        "samples with no parsable answer, budget stops and errors included. Tokens are "
+        "pencilbench tokens: compact task tokens, or words and markers in the instruct style; "
+        "model tokens are the model's own, as its server counted them (- where it did not). "
+        "Mean reductions are the PENCIL reductions per sample: 0 means the model never "
+        "wrote a [RETURN] that reduced its context."
     )
     return [Heading(2, "Leaderboard"), Paragraph(note), Table(header, tuple(rows), right)]
 
@@ -388,17 +396,19 @@ def _outcomes(data: RunData, order: list[str]) -> list[Block]:
         Paragraph(
             "How samples ended: context_overflow, token_limit and reply_cut are stops by a budget "
             "or the reply byte cap (scored on the answer the reply finished before it, if any), "
-            "protocol_error a malformed [CALL]/[SEP]/[RETURN] sequence, model_error a failed call."
+            "protocol_error a malformed [CALL]/[SEP]/[RETURN] sequence, model_error a failed call, "
+            "empty_reply a model that wrote nothing."
         ),
         Table(("entry", *statuses), rows, (False, *(True for _ in statuses))),
     ]
 
 
 def _settings(config: str) -> str:
-    """The settings an evaluation recorded, less the unset ones and those with columns of their own."""
+    """The settings an evaluation recorded, less the unset ones and those with columns of their own
+    (every data file, when it was run on several)."""
     values = json.loads(config)
     return ", ".join(
-        f"{name}={value}"
+        f"{name}={' + '.join(map(str, value)) if isinstance(value, list) else value}"
         for name, value in sorted(values.items())
         if value is not None and name not in ("mode", "style")
     )
@@ -447,6 +457,8 @@ def _leaderboard_csv(data: RunData, standings: list[Standing]) -> str:
         "mean_peak_context",
         "mean_generated_tokens",
         "total_generated_tokens",
+        "mean_model_tokens",
+        "mean_reductions",
     ]
     for task in tasks:
         header += [f"{task}_accuracy", f"{task}_ci_low", f"{task}_ci_high", f"{task}_samples"]
@@ -470,6 +482,8 @@ def _leaderboard_csv(data: RunData, standings: list[Standing]) -> str:
             _number(s.mean_peak_context),
             _number(s.mean_generated),
             s.total_generated,
+            "" if s.mean_model_tokens is None else _number(s.mean_model_tokens),
+            _number(s.mean_reductions),
         ]
         for task in tasks:
             score = s.tasks.get(task)

@@ -1,14 +1,16 @@
 """The report's figures, rendered to PNG bytes.
 
 Figures are built on ``matplotlib.figure.Figure`` directly (no pyplot state, no GUI), and
-saved without the software tag, so the same numbers give the same bytes. Each model keeps
+saved without the software tag, so the same numbers give the same bytes. Each entry keeps
 one colour and each mode one line style across every figure, and legends sit below the
-axes so they never cover data.
+axes so they never cover data; long entry labels are wrapped and laid out in fewer columns,
+so the legend fits the figure's width.
 """
 
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -43,15 +45,15 @@ class LineStyle:
 
 
 def line_styles(entries: pd.DataFrame) -> dict[str, LineStyle]:
-    """Colour by model, line style and marker by mode (and style), from an entry table with
-    columns ``entry``, ``model``, ``mode``, ``style``."""
-    models = sorted(entries["model"].unique())
+    """A colour per entry (cycling after ten), line style and marker by mode (and style), from
+    an entry table with columns ``entry``, ``model``, ``mode``, ``style``."""
+    labels = sorted(entries["entry"].unique())
     variants = sorted({(mode, style) for mode, style in zip(entries["mode"], entries["style"], strict=True)})
     out = {}
-    for entry, model, mode, style in entries[["entry", "model", "mode", "style"]].itertuples(index=False):
+    for entry, _, mode, style in entries[["entry", "model", "mode", "style"]].itertuples(index=False):
         variant = variants.index((mode, style))
         out[entry] = LineStyle(
-            COLOURS[models.index(model) % len(COLOURS)],
+            COLOURS[labels.index(entry) % len(COLOURS)],
             LINES[variant % len(LINES)],
             MARKERS[variant % len(MARKERS)],
         )
@@ -72,10 +74,18 @@ def _new(title: str) -> tuple[Figure, object]:
     return figure, axes
 
 
+LEGEND_WRAP = 44  # characters per legend line
+LEGEND_WIDTH = 110  # characters of legend text that fit across the figure at font size 8
+
+
 def _legend(figure: Figure, axes: object, count: int) -> None:
-    columns = min(count, 3)
+    handles, labels = axes.get_legend_handles_labels()
+    wrapped = ["\n".join(textwrap.wrap(label, LEGEND_WRAP, break_on_hyphens=False)) or label for label in labels]
+    widest = max((len(line) for label in wrapped for line in label.split("\n")), default=1)
+    columns = max(1, min(count, 3, LEGEND_WIDTH // (widest + 6)))
     figure.legend(
-        *axes.get_legend_handles_labels(),
+        handles,
+        wrapped,
         loc="outside lower center",
         ncols=columns,
         fontsize=8,
@@ -179,7 +189,7 @@ def accuracy_vs_budget(title: str, frames: Mapping[str, pd.DataFrame], styles: M
         y = np.concatenate(([0.0], shares, [shares[-1] if len(shares) else 0.0]))
         axes.step(x, y, where="post", color=style.colour, linestyle=style.line, linewidth=1.8, label=entry)
     _tokens_x_axis(axes, low, high)
-    axes.set_xlabel("context budget B (tokens, log scale)")
+    axes.set_xlabel("context budget B (pencilbench tokens: compact tokens, instruct words; log scale)")
     _accuracy_axis(axes, "solved within budget B (share of samples)")
     _legend(figure, axes, len(frames))
     return _png(figure)
@@ -223,8 +233,8 @@ def live_context(title: str, prompt_tokens: int, trails: Sequence[ContextTrail])
             )
         axes.axhline(prompt_tokens, color="#555555", linewidth=0.8, linestyle=":", label="prompt length")
         axes.grid(True, alpha=0.3)
-        axes.set_ylabel("live context (tokens)")
-        axes.set_xlabel("generation step (tokens generated)")
+        axes.set_ylabel("live context (pencilbench tokens)")
+        axes.set_xlabel("generation step (pencilbench tokens generated)")
         axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     full.set_xlim(0, max(len(trail.lengths) for trail in trails))
     full.set_ylim(0, None)

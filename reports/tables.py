@@ -53,6 +53,8 @@ class Standing:
     mean_peak_context: float
     mean_generated: float
     total_generated: int
+    mean_reductions: float
+    mean_model_tokens: float | None  # as the model's server counted them; None when it did not
 
 
 def task_score(correct: pd.Series) -> Score:
@@ -98,6 +100,9 @@ def leaderboard(data: RunData) -> list[Standing]:
                 mean_peak_context=float(group["peak_context"].mean()),
                 mean_generated=float(group["generated_tokens"].mean()),
                 total_generated=int(group["generated_tokens"].sum()),
+                mean_reductions=float(group["reductions"].mean()),
+                mean_model_tokens=(float(group["model_tokens"].mean()) if group["model_tokens"].notna().all()
+                                   else None),
             )
         )
     rows.sort(key=lambda row: (-row["accuracy"], row["mean_peak_context"], row["entry"]))
@@ -240,7 +245,8 @@ class Comparison:
 
 
 def compare(data: RunData, a: str, b: str, *, seed: int = BOOTSTRAP_SEED, reps: int = BOOTSTRAP_REPS) -> Comparison:
-    """Paired comparison of two entries on their shared instances.
+    """Paired comparison of two entries on their shared instances (the first sample of each,
+    when an entry drew several).
 
     Pairs are resampled within each task (a stratified bootstrap), and the macro difference
     is recomputed for every resample. Per pair the difference is -1, 0 or +1, so resampling
@@ -252,7 +258,7 @@ def compare(data: RunData, a: str, b: str, *, seed: int = BOOTSTRAP_SEED, reps: 
             raise UserError(f"no entry {label!r} in these runs; entries: {', '.join(known)}")
     if a == b:
         raise UserError(f"compare two different entries, got {a!r} twice")
-    frame = data.samples
+    frame = data.samples[data.samples["repeat"] == 0]
     left = frame[frame["entry"] == a].set_index("instance_id")
     right = frame[frame["entry"] == b].set_index("instance_id")
     shared = sorted(set(left.index) & set(right.index))

@@ -400,3 +400,76 @@ def test_a_new_report_removes_figures_an_earlier_one_left(tmp_path):
     (out / "plots" / "phop_live_context.png").write_bytes(b"old")
     files = build_report([run], out)
     assert sorted(p.name for p in (out / "plots").glob("*.png")) == sorted(p.name for p in files.plots)
+
+
+def _run_with_config(run_dir: Path, records: list[dict], model: str, mode: str, config: dict,
+                     verdicts: list[bool]) -> Path:
+    with ResultStore(run_dir, create=True) as store:
+        store.add_instances(records)
+        store.start_evaluation(model, mode, "instruct", config, {"pencilbench": "test"}, "2026-01-01T00:00:00Z")
+        for record, correct in zip(records, verdicts, strict=True):
+            store.write(sample(model, mode, record, correct, style="instruct"))
+    return run_dir
+
+
+def test_chat_and_completions_runs_of_one_model_stay_apart(tmp_path: Path, records: list[dict]) -> None:
+    part = records[:6]
+    chat = _run_with_config(tmp_path / "chat", part, "openai:m", "pencil",
+                            {"api": "chat", "temperature": 0.0, "data": "a.jsonl"}, [True] * 6)
+    plain = _run_with_config(tmp_path / "plain", part, "openai:m", "pencil",
+                             {"api": "completions", "temperature": 0.0, "data": "b.jsonl"}, [False] * 6)
+    data = load_runs([chat, plain, chat])
+    assert data.entries() == ["openai:m:pencil [api=chat]", "openai:m:pencil [api=completions]"]
+    assert len(data.samples) == 12 and data.duplicates == 6
+    standings = {s.entry: s.accuracy for s in leaderboard(data)}
+    assert standings == {"openai:m:pencil [api=chat]": 1.0, "openai:m:pencil [api=completions]": 0.0}
+
+
+def test_leaderboard_shows_reductions_and_model_tokens(tmp_path: Path, report: Path, records: list[dict]) -> None:
+    table = pd.read_csv(report / "leaderboard.csv").set_index("entry")
+    assert table.loc["oracle:pencil", "mean_reductions"] > 0 and table.loc["oracle:cot", "mean_reductions"] == 0
+    assert table["mean_model_tokens"].isna().all()  # no server counted them
+    never = _run_with_config(tmp_path / "never", records[:4], "m", "pencil", {}, [False] * 4)
+    with ResultStore(never) as store:
+        store.db.execute("UPDATE samples SET reductions = 0, model_tokens = 7")
+        store.db.commit()
+    out = tmp_path / "out"
+    build_report([never], out)
+    row = pd.read_csv(out / "leaderboard.csv").iloc[0]
+    assert row["mean_reductions"] == 0 and row["mean_model_tokens"] == 7
+    header = next(line for line in (out / "leaderboard.md").read_text().splitlines() if line.startswith("| rank"))
+    assert "mean reductions" in header and "mean model tokens generated" in header
+
+
+def test_evaluations_table_lists_every_data_file(tmp_path: Path, records: list[dict]) -> None:
+    run_dir = _run_with_config(tmp_path / "run", records[:2], "m", "cot", {"data": "first.jsonl"}, [True, True])
+    _run_with_config(run_dir, records[2:4], "m", "cot", {"data": "second.jsonl"}, [True, True])
+    _run_with_config(run_dir, records[4:5], "m", "cot", {"data": "second.jsonl"}, [True])
+    build_report([run_dir], tmp_path / "out")
+    markdown = (tmp_path / "out" / "leaderboard.md").read_text()
+    evaluations = markdown.split("## Evaluations")[1]
+    assert "data=first.jsonl + second.jsonl" in evaluations
+
+
+def test_every_entry_has_its_own_colour_and_legends_fit(records: list[dict]) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from pencilbench.reports.plots import _legend, line_styles
+
+    entries = pd.DataFrame(
+        [(f"openai:some-organisation/a-very-long-model-name-{i}-instruct-GGUF:{mode}", f"m{i}", mode, "instruct")
+         for i in range(2) for mode in ("cot", "pencil")],
+        columns=["entry", "model", "mode", "style"],
+    )
+    styles = line_styles(entries)
+    assert len({style.colour for style in styles.values()}) == 4
+    figure = Figure(figsize=(7.2, 4.4), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for entry, style in styles.items():
+        axes.plot([1, 2], [0, 1], color=style.colour, label=entry)
+    _legend(figure, axes, len(styles))
+    renderer = figure.canvas.get_renderer()
+    figure.draw(renderer)
+    box, page = figure.legends[0].get_window_extent(renderer), figure.bbox
+    assert box.x0 >= page.x0 and box.x1 <= page.x1

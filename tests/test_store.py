@@ -42,7 +42,7 @@ def test_rows_are_written_once(tmp_path):
         assert store.write(SAMPLE)
         assert not store.write(replace(SAMPLE, status="token_limit"))
         assert store.write(replace(SAMPLE, instance_id="i2", correct=False))
-        assert store.finished("m", "pencil", "compact") == {"i1", "i2"}
+        assert store.finished("m", "pencil", "compact") == {("i1", 0), ("i2", 0)}
         assert store.finished("m", "cot", "compact") == set()
         frame = store.samples()
     assert list(frame["status"]) == ["ok", "ok"] and frame["correct"].tolist() == [True, False]

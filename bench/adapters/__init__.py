@@ -19,8 +19,9 @@ from pencilbench.bench.errors import UserError
 @dataclass(frozen=True)
 class AdapterOptions:
     """What adapters may need besides their spec. ``records`` feed the replay adapters;
-    ``base_url``, ``api``, ``api_key_env``, ``temperature`` and ``timeout`` the HTTP one;
-    ``device`` (``cpu``, ``cuda``, ``cuda:1``) the Hugging Face one."""
+    ``base_url``, ``api``, ``api_key_env``, ``temperature``, ``timeout``, ``seed``,
+    ``system_prompt`` and ``continuation`` the HTTP one; ``device`` (``cpu``, ``cuda``,
+    ``cuda:1``) the Hugging Face one."""
 
     records: Sequence[Mapping[str, Any]] = ()
     mode: str = "pencil"
@@ -32,6 +33,8 @@ class AdapterOptions:
     timeout: float = 60.0
     seed: int = 0
     device: str = "cpu"
+    system_prompt: str | None = None
+    continuation: str = "auto"
 
 
 def _oracle(rest: str, options: AdapterOptions) -> Adapter:
@@ -64,7 +67,8 @@ def _openai(rest: str, options: AdapterOptions) -> Adapter:
     if not options.base_url:
         raise UserError("openai models need --base-url, e.g. --base-url http://127.0.0.1:8000/v1")
     return OpenAIAdapter(rest, options.base_url, api=options.api, api_key_env=options.api_key_env,
-                         temperature=options.temperature, timeout=options.timeout)
+                         temperature=options.temperature, timeout=options.timeout, seed=options.seed,
+                         system_prompt=options.system_prompt, continuation=options.continuation)
 
 
 def _hf(rest: str, options: AdapterOptions) -> Adapter:

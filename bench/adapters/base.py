@@ -20,7 +20,9 @@ class Request:
     style it is natural-language text. ``context[:prompt_chars]`` is the prompt and the
     rest is what the model generated so far (chat endpoints send them as two messages).
     ``instance`` names the dataset record being solved; only the replay adapters
-    (``oracle``, ``random``) look at it, real models never see it.
+    (``oracle``, ``random``) look at it, real models never see it. ``repeat`` numbers the
+    samples drawn for one instance (``eval --samples K``), so sampled repeats are distinct
+    requests: a sampling adapter varies its seed with it, and the response cache keys on it.
     """
 
     context: str
@@ -28,6 +30,7 @@ class Request:
     max_tokens: int = 256
     prompt_chars: int | None = None
     instance: str | None = None
+    repeat: int = 0
 
     @property
     def prompt(self) -> str:
@@ -42,13 +45,19 @@ class Request:
 class Completion:
     """A continuation. ``text`` excludes the stop string; ``stop`` names the one that
     ended it (``None`` when the model ended on its own or hit ``max_tokens``).
-    ``finish_reason`` is ``"stop"`` or ``"length"``."""
+    ``finish_reason`` is ``"stop"``, ``"length"`` (``max_tokens`` reached) or
+    ``"server_limit"`` (the server stopped for length before ``max_tokens``: its own
+    context window ran out). ``stop_unknown`` is set when the model stopped but the server
+    did not say whether a stop string or the end of text ended it (llama.cpp's
+    OpenAI-compatible servers); the harness then infers it. Token counts are the server's
+    own (``usage``), ``None`` when it reports none."""
 
     text: str
     finish_reason: str = "stop"
     stop: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    stop_unknown: bool = False
 
 
 class AdapterError(Exception):

@@ -1,18 +1,29 @@
 """OpenAI-compatible HTTP endpoints (vLLM, llama.cpp server, Ollama, hosted APIs), with the
 standard library only.
 
-``api="completions"`` posts the whole context as ``prompt``; ``api="chat"`` sends the
-prompt as the user message and what the model wrote so far as an assistant message to be
-continued (vLLM's ``continue_final_message``). Decoding is greedy unless a temperature is
+``api="completions"`` posts the whole context as ``prompt``. ``api="chat"`` sends the
+prompt as the user message (after ``system_prompt``, when given). What the model wrote so
+far is continued in one of two ways (``continuation``): ``assistant`` sends it as an
+assistant message to be continued (vLLM's ``continue_final_message``); ``user`` sends the
+prompt and the work so far as one fresh user turn, for servers that ignore
+``continue_final_message`` (llama.cpp, hosted APIs). ``auto`` picks ``assistant`` once a
+response carried vLLM's ``stop_reason`` field, ``user`` otherwise. Decoding is greedy
+unless a temperature is given; ``seed`` (plus the request's repeat number) is sent when
 given. The API key is read from an environment variable (``OPENAI_API_KEY`` by default);
 no key means no ``Authorization`` header, which local servers accept. Redirects are
 followed, but the key goes only to the scheme, host and port of ``base_url``: a redirect
 elsewhere is followed without it.
 
-PENCIL mode sends ``[RETURN]`` as a stop string. Endpoints do not echo a matched stop
-string, so the adapter reads which one matched from ``stop_reason`` (vLLM) or
-``stopping_word`` (llama.cpp); an endpoint that reports neither is treated as having ended
-on its own, and no reduction happens.
+Stop strings. Endpoints do not echo a matched stop string; the adapter reads which one
+matched from ``stop_reason`` (vLLM) or ``stopping_word`` (llama.cpp's own server). A
+server that reports neither (llama-cpp-python, hosted APIs) leaves it open whether a stop
+string or the end of text ended the reply: the completion says so (``stop_unknown``) and
+the harness infers it from the trace (see ``bench.harness``).
+
+Finish reasons are cross-checked against the server's token count when it gives one: a
+``length`` finish with fewer tokens than asked for is the server's own context window
+running out (``server_limit``), and a ``stop`` finish that used every token asked for,
+with no stop string matched (as far as the server says), is a ``length`` finish.
 
 Every transport fault (refused or dropped connection, timeout, HTTP 408/409/429/5xx,
 malformed JSON, no choices) raises a retryable :class:`AdapterError`; HTTP 429 and 503
@@ -60,19 +71,29 @@ class _KeepKeyHome(urllib.request.HTTPRedirectHandler):
 
 
 _OPENER = urllib.request.build_opener(_KeepKeyHome)
+CONTINUATIONS = ("auto", "assistant", "user")
+# The fresh user turn of the ``user`` continuation: the prompt, then the work so far.
+CONTINUE_NOTE = "\n\nYour work so far is below. Continue it exactly where it stops, without repeating it.\n\n"
 
 
 class OpenAIAdapter:
     def __init__(self, model: str, base_url: str, *, api: str = "completions",
                  api_key_env: str = "OPENAI_API_KEY", temperature: float = 0.0,
-                 timeout: float = 60.0) -> None:
+                 timeout: float = 60.0, seed: int | None = None, system_prompt: str | None = None,
+                 continuation: str = "auto") -> None:
         if not model:
             raise UserError("openai model spec needs a model name, e.g. openai:gpt-4o-mini")
         if api not in ("completions", "chat"):
             raise ValueError(f"api must be one of completions, chat, got {api!r}")
+        if continuation not in CONTINUATIONS:
+            raise ValueError(f"continuation must be one of {', '.join(CONTINUATIONS)}, got {continuation!r}")
+        if system_prompt is not None and api != "chat":
+            raise UserError("--system-prompt needs --api chat (a completions endpoint has no system role)")
         if not base_url.startswith(("http://", "https://")):
             raise UserError(f"--base-url must start with http:// or https://, got {base_url!r}")
         self.model, self.api, self.temperature, self.timeout = model, api, temperature, timeout
+        self.seed, self.system_prompt, self.continuation = seed, system_prompt, continuation
+        self.reports_stop = False  # set once a response names the stop string that matched
         self.base_url = base_url.rstrip("/")
         self.api_key = os.environ.get(api_key_env) or None
         self.name = f"openai:{model}"
@@ -90,16 +111,24 @@ class OpenAIAdapter:
     def complete(self, request: Request) -> Completion:
         body: dict[str, Any] = {"model": self.model, "max_tokens": request.max_tokens,
                                 "temperature": self.temperature}
+        if self.seed is not None:
+            body["seed"] = self.seed + request.repeat
         if request.stop:
             body["stop"] = list(request.stop)
         if self.api == "completions":
             body["prompt"] = request.context
             path = "/completions"
         else:
-            messages = [{"role": "user", "content": request.prompt}]
-            if request.generated:
-                messages.append({"role": "assistant", "content": request.generated})
+            messages = [] if self.system_prompt is None else [{"role": "system", "content": self.system_prompt}]
+            if not request.generated:
+                messages.append({"role": "user", "content": request.prompt})
+            elif self.continuation == "assistant" or (self.continuation == "auto" and self.reports_stop):
+                messages += [{"role": "user", "content": request.prompt},
+                             {"role": "assistant", "content": request.generated}]
                 body.update(continue_final_message=True, add_generation_prompt=False)
+            else:
+                messages.append({"role": "user", "content": request.prompt.rstrip() + CONTINUE_NOTE
+                                 + request.generated})
             body["messages"] = messages
             path = "/chat/completions"
         data = self._post(path, body)
@@ -137,19 +166,26 @@ class OpenAIAdapter:
         else:
             message = choice.get("message")
             text = message.get("content") if isinstance(message, dict) else None
-        if text is None and choice.get("finish_reason") is not None:
+        finish = choice.get("finish_reason")
+        if text is None and finish is not None:
             text = ""
         if not isinstance(text, str):
             raise AdapterError("response choice has no text")
+        reported = "stop_reason" in choice or "stopping_word" in choice or "stopping_word" in data
+        self.reports_stop = self.reports_stop or reported
         matched = choice.get("stop_reason", choice.get("stopping_word", data.get("stopping_word")))
+        matched = matched if matched in request.stop else None
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-        return Completion(
-            text,
-            "length" if choice.get("finish_reason") == "length" else "stop",
-            matched if matched in request.stop else None,
-            _int_or_none(usage.get("prompt_tokens")),
-            _int_or_none(usage.get("completion_tokens")),
-        )
+        produced = _int_or_none(usage.get("completion_tokens"))
+        finish = "length" if finish == "length" else "stop"
+        if produced is not None and matched is None:
+            if finish == "length" and produced < request.max_tokens:
+                finish = "server_limit"
+            elif finish == "stop" and produced >= request.max_tokens and (reported or not request.stop):
+                finish = "length"
+        return Completion(text, finish, matched, _int_or_none(usage.get("prompt_tokens")), produced,
+                          stop_unknown=finish == "stop" and matched is None and not reported
+                          and bool(request.stop))
 
 
 def _retry_after(value: str | None, now: float | None = None) -> float | None:

@@ -122,7 +122,8 @@ class RandomAdapter(_ByInstance):
     def complete(self, request: Request) -> Completion:
         record = self.record(request)
         alphabet = self.alphabets[_size(record)]
-        rng = np.random.default_rng([self.seed, stable_id(request.context)])
+        entropy = [self.seed, stable_id(request.context)] + ([request.repeat] if request.repeat else [])
+        rng = np.random.default_rng(entropy)
         picks = rng.integers(len(alphabet), size=len(record["answer"].split()))
         tokens = [alphabet[i] for i in picks.tolist()]
         if self.style == "instruct":

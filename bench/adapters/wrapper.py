@@ -16,13 +16,15 @@ import json
 import math
 import random
 import sqlite3
+import statistics
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from pencilbench.bench.adapters.base import Adapter, AdapterError, Completion, Request
 
@@ -79,15 +81,59 @@ class ModelFailure:
     message: str
 
 
+@dataclass(frozen=True)
+class CallLoad:
+    """How the calls of a run loaded the model, measured on the calls themselves (cache hits
+    and batched calls not counted): ``in_flight`` is the mean number of calls running at once
+    while any ran; ``alone`` and ``crowded`` are the median seconds of a call started with no
+    other call running and of one started with ``concurrency`` calls running (itself
+    included); ``None`` where no call started that way."""
+
+    calls: int
+    in_flight: float
+    alone: float | None
+    crowded: float | None
+    concurrency: int
+
+    @property
+    def served_at_once(self) -> float | None:
+        """About how many calls the model served at once: ``concurrency`` when a call costs
+        as long in a crowd as alone, 1 when the calls queue one behind another (each then
+        takes ``concurrency`` times as long)."""
+        if self.alone is None or self.crowded is None or self.crowded <= 0 or self.concurrency < 2:
+            return None
+        return min(float(self.concurrency), max(1.0, self.concurrency * self.alone / self.crowded))
+
+
+def call_load(spans: Sequence[tuple[float, float, int]], concurrency: int) -> CallLoad:
+    """:class:`CallLoad` of calls given as ``(start, end, calls running at the start)``."""
+    busy, reach = 0.0, -math.inf
+    for start, end, _ in sorted(spans):
+        busy += max(0.0, end - max(start, reach))
+        reach = max(reach, end)
+    total = sum(end - start for start, end, _ in spans)
+    alone = [end - start for start, end, load in spans if load == 1]
+    crowded = [end - start for start, end, load in spans if load >= concurrency > 1]
+    return CallLoad(len(spans), total / busy if busy > 0 else 0.0,
+                    statistics.median(alone) if alone else None,
+                    statistics.median(crowded) if crowded else None, concurrency)
+
+
 class ResponseCache:
     """Completions by request, so a resumed run does not pay twice for calls it already made.
 
-    In memory (least recently used entries dropped beyond ``capacity``), and also in a
-    SQLite file when ``path`` is given. Only the thread that drives the run touches it.
+    The key is the model spec, every generation setting that is not part of the request
+    (``settings``: endpoint, API kind, temperature, seed, system prompt, ...) and the whole
+    request (context, stop strings, token cap, repeat number), so a call made with other
+    settings is never answered from the cache. In memory (least recently used entries
+    dropped beyond ``capacity``), and also in a SQLite file when ``path`` is given. Only the
+    thread that drives the run touches it.
     """
 
-    def __init__(self, model: str, path: str | Path | None = None, capacity: int = 100_000) -> None:
+    def __init__(self, model: str, path: str | Path | None = None, capacity: int = 100_000,
+                 settings: Mapping[str, Any] | None = None) -> None:
         self.model = model
+        self.settings = dict(settings or {})
         self.capacity = capacity
         self.memory: OrderedDict[str, Completion] = OrderedDict()
         self.db: sqlite3.Connection | None = None
@@ -97,7 +143,7 @@ class ResponseCache:
             self.db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, completion TEXT)")
 
     def key(self, request: Request) -> str:
-        text = json.dumps([self.model, asdict(request)], sort_keys=True)
+        text = json.dumps([self.model, self.settings, asdict(request)], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
     def get(self, request: Request) -> Completion | None:
@@ -144,6 +190,8 @@ class Client:
         self.sleep = sleep
         self.draw = draw
         self.calls = 0  # attempts made, failed ones included
+        self.spans: list[tuple[float, float, int]] = []  # (start, end, calls running at the start)
+        self._running = 0
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(policy.concurrency) if policy.concurrency > 1 else None
         self._batch = getattr(adapter, "complete_batch", None)
@@ -216,7 +264,7 @@ class Client:
         while True:
             self._count()
             try:
-                completion = self._attempt(request)
+                completion = self._timed_attempt(request)
                 if not isinstance(completion, Completion) or not isinstance(completion.text, str):
                     raise AdapterError(f"adapter returned {type(completion).__name__}, not a Completion",
                                        retryable=False)
@@ -230,6 +278,25 @@ class Client:
                 return ModelFailure(f"{short_error(problem)} (after {tries})")
             self.sleep(self.policy.delay(attempt, retry_after, self.draw()))
             attempt += 1
+
+    def load(self, since: int = 0) -> CallLoad:
+        """How the calls made since ``spans[since]`` loaded the model."""
+        with self._lock:
+            spans = self.spans[since:]
+        return call_load(spans, self.policy.concurrency)
+
+    def _timed_attempt(self, request: Request) -> Completion:
+        with self._lock:
+            self._running += 1
+            running = self._running
+        start = time.perf_counter()
+        try:
+            return self._attempt(request)
+        finally:
+            end = time.perf_counter()
+            with self._lock:
+                self._running -= 1
+                self.spans.append((start, end, running))
 
     def _attempt(self, request: Request) -> Completion:
         timeout = self.policy.timeout

@@ -33,6 +33,7 @@ from pencilbench.bench.adapters.wrapper import CallPolicy, Client, ResponseCache
 from pencilbench.bench.errors import UserError
 from pencilbench.bench.harness import (
     MAX_REPLY_BYTES,
+    MAX_SAMPLES,
     MODES,
     STYLES,
     EvalConfig,
@@ -41,7 +42,7 @@ from pencilbench.bench.harness import (
     evaluate,
 )
 from pencilbench.bench.manifest import check_manifest
-from pencilbench.bench.metrics import summarize
+from pencilbench.bench.metrics import sampling_summary, summarize
 from pencilbench.bench.parts import EXECUTORS
 from pencilbench.bench.store import MODEL_ERROR, ResultStore, lock_run_dir
 from pencilbench.bench.tables import format_table
@@ -54,7 +55,8 @@ from tqdm import tqdm
 # ``max_tokens`` is the budget asked for (``None``: the default, which follows the dataset,
 # so a suite that grows between runs can still be resumed); ``max_tokens_used`` is the value.
 # ``suite`` ("NAME vN" from the dataset's manifest) keeps one suite version per evaluation.
-CHECKED = ("max_tokens", "max_context", "max_reply_bytes", "base_url", "api", "temperature", "seed", "suite")
+CHECKED = ("max_tokens", "max_context", "max_reply_bytes", "base_url", "api", "temperature", "seed", "suite",
+           "system_prompt", "chat_continuation")
 # The exit status of an eval in which some sample's model call failed for good.
 EXIT_MODEL_ERRORS = 3
 _ATTEMPTS = re.compile(r" \(after \d+ attempts?\)$")
@@ -88,7 +90,14 @@ def register(commands: argparse._SubParsersAction) -> None:
                     help="OpenAI endpoint kind (default completions)")
     ev.add_argument("--api-key-env", default="OPENAI_API_KEY",
                     help="environment variable holding the API key (default OPENAI_API_KEY)")
-    ev.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0)")
+    ev.add_argument("--temperature", type=float, default=0.0,
+                    help="sampling temperature of openai models (default 0: greedy)")
+    ev.add_argument("--samples", type=int, default=1, metavar="K",
+                    help="samples per instance, for pass@k and maj@k (default 1; use with --temperature)")
+    ev.add_argument("--system-prompt", help="system message for --api chat (default none)")
+    ev.add_argument("--chat-continuation", choices=("auto", "assistant", "user"), default="auto",
+                    help="how --api chat continues a trace: assistant (vLLM continue_final_message), user "
+                         "(a fresh user turn with the work so far) or auto (assistant on vLLM, user elsewhere)")
     ev.add_argument("--timeout", type=float,
                     help="seconds per model call (default 60 for cmd/openai models, none otherwise)")
     ev.add_argument("--retries", type=int, default=4, help="retries per failed call (default 4)")
@@ -99,7 +108,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     ev.add_argument("--retry-errors", action=argparse.BooleanOptionalAction, default=True,
                     help="on a rerun, try again the samples whose model call failed (default yes)")
     ev.add_argument("--no-cache", action="store_true", help="do not cache cmd/openai responses")
-    ev.add_argument("--seed", type=int, default=0, help="seed of the random model (default 0)")
+    ev.add_argument("--seed", type=int, default=0,
+                    help="seed of the random model and of openai requests (those of sample K of an item "
+                         "send SEED + K; default 0)")
     ev.add_argument("--device", default="cpu", help="torch device of hf models (default cpu)")
     ev.add_argument("--export", type=Path, metavar="PATH",
                     help="also write every sample of the run directory to PATH (.jsonl or .parquet)")
@@ -169,7 +180,7 @@ def check_resume(store: ResultStore, model: str, mode: str, style: str, config: 
         return
     stored = json.loads(earlier["config"].iloc[0])
     for key in CHECKED:
-        if stored.get(key) != config.get(key):
+        if key in stored and stored[key] != config.get(key):  # a key it lacks: an older version did not record it
             raise UserError(f"{store.path.parent} already holds {model} {mode} {style} with "
                             f"{key}={stored.get(key)!r}, not {config.get(key)!r}; use another --run-dir")
 
@@ -189,12 +200,40 @@ def results_table(rows: list[dict[str, Any]]) -> str:
     return format_table(headers, body)
 
 
+def sampling_table(rows: list[dict[str, Any]]) -> str:
+    """pass@1, pass@k and maj@k per task and size, for runs with several samples per instance."""
+    k = rows[0]["k"] if rows else 1
+    headers = ["task", "size", "instances", "pass@1", f"pass@{k}", f"maj@{k}"]
+    body = [[row["task"], size_label(row["params"]), row["instances"], row["pass1"],
+             "-" if row["passk"] is None else row["passk"], "-" if row["majk"] is None else row["majk"]]
+            for row in rows]
+    return format_table(headers, body)
+
+
 def throughput(summary: RunSummary) -> str:
     seconds, cpu = max(summary.seconds, 1e-9), max(summary.cpu_seconds, 1e-9)
     retried = f", {summary.retried} failed before and tried again" if summary.retried else ""
+    model_tokens = "" if summary.model_tokens is None else f" = {summary.model_tokens:,} model tokens by the server"
     return (f"{summary.written} samples in {summary.seconds:.2f} s: {summary.written / seconds:,.0f} samples/s, "
-            f"{summary.tokens / seconds:,.0f} generated tokens/s ({summary.tokens / cpu:,.0f} per CPU second), "
+            f"{summary.tokens:,} generated tokens (words/pieces in the instruct style){model_tokens}, "
+            f"{summary.tokens / seconds:,.0f} per s ({summary.tokens / cpu:,.0f} per CPU second), "
             f"{summary.calls} model calls ({summary.skipped} already done{retried})")
+
+
+def load_notes(summary: RunSummary, concurrency: int) -> list[str]:
+    """Lines on how many requests were in flight and whether the model served them at once."""
+    load = summary.load
+    if load is None or concurrency < 2 or not load.calls:
+        return []
+    lines = [f"requests in flight: {load.in_flight:.1f} on average (--concurrency {concurrency})"]
+    at_once = load.served_at_once
+    if at_once is not None:
+        lines[0] += (f"; a call took {load.crowded:.2f} s in a full crowd and {load.alone:.2f} s alone, "
+                     f"so the model served about {at_once:.1f} at once")
+        if at_once < 1 + (concurrency - 1) / 2:  # nearer one at a time than all at once
+            lines.append("note: --concurrency gave little speed-up: the server seems to answer one request at a "
+                         "time; give it parallel slots (llama.cpp's llama-server -np N) or use one that batches")
+    return lines
 
 
 def run_eval(args: argparse.Namespace, bar: tqdm | None = None) -> int:
@@ -212,19 +251,24 @@ def run_eval(args: argparse.Namespace, bar: tqdm | None = None) -> int:
         raise UserError(f"--export {args.export}: the file name must end in .jsonl or .parquet")
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be >= 1, got {args.limit}")
+    if not 1 <= args.samples <= MAX_SAMPLES:
+        raise UserError(f"--samples must be in [1, {MAX_SAMPLES}], got {args.samples}")
+    if args.system_prompt is not None and (kind != "openai" or args.api != "chat"):
+        raise UserError("--system-prompt needs an openai model with --api chat")
     everything = load_records(args.data)
     records = everything[: args.limit] if args.limit else everything
     max_tokens = args.max_tokens or default_max_tokens(everything, args.mode, args.style)
     if args.max_reply_bytes is not None and args.max_reply_bytes < 1:
         raise UserError(f"--max-reply-bytes must be >= 1, got {args.max_reply_bytes}")
     config = EvalConfig(args.mode, args.style, max_tokens, args.max_context,
-                        args.max_reply_bytes or MAX_REPLY_BYTES)
+                        max_reply_bytes=args.max_reply_bytes or MAX_REPLY_BYTES, samples=args.samples)
     timeout = args.timeout if args.timeout is not None else (60.0 if kind in REMOTE else None)
     # The whole dataset, not the --limit slice: the random model's answer alphabet must not
     # depend on how far a run has got.
     options = AdapterOptions(everything, args.mode, args.style, base_url=args.base_url, api=args.api,
                              api_key_env=args.api_key_env, temperature=args.temperature,
-                             timeout=timeout or 60.0, seed=args.seed, device=args.device)
+                             timeout=timeout or 60.0, seed=args.seed, device=args.device,
+                             system_prompt=args.system_prompt, continuation=args.chat_continuation)
     adapter = make_adapter(args.model, options)
     check = getattr(adapter, "check", None)
     if check is not None:
@@ -239,7 +283,10 @@ def run_eval(args: argparse.Namespace, bar: tqdm | None = None) -> int:
                 "base_url": args.base_url,
                 "api": args.api if kind == "openai" else None,
                 "temperature": args.temperature if kind in REMOTE else None,
-                "seed": args.seed if kind == "random" else None,
+                "seed": args.seed if kind in ("random", "openai") else None,
+                "system_prompt": args.system_prompt,
+                "chat_continuation": args.chat_continuation if kind == "openai" and args.api == "chat" else None,
+                "samples": args.samples,
                 "timeout": timeout, "retries": args.retries, "backoff": args.backoff,
                 "max_backoff": args.max_backoff, "concurrency": args.concurrency,
                 "suite": manifest.label if manifest is not None else None}
@@ -253,7 +300,8 @@ def run_eval(args: argparse.Namespace, bar: tqdm | None = None) -> int:
         check_resume(store, args.model, args.mode, args.style, settings)
         cache = None
         if kind in REMOTE and not args.no_cache:
-            cache = ResponseCache(args.model, args.run_dir / "cache.sqlite")
+            cache = ResponseCache(args.model, args.run_dir / "cache.sqlite",
+                                  settings={key: settings[key] for key in CHECKED if key != "max_tokens"})
         store.start_evaluation(args.model, args.mode, args.style, settings, versions,
                                datetime.now(UTC).isoformat(timespec="seconds"))
         if args.executor == "ray":
@@ -274,9 +322,18 @@ def run_eval(args: argparse.Namespace, bar: tqdm | None = None) -> int:
         frame = store.samples()
         ids = {record["id"] for record in records}
         mine = frame[(frame["model"] == args.model) & (frame["mode"] == args.mode)
-                     & (frame["style"] == args.style) & frame["instance_id"].isin(ids)]
+                     & (frame["style"] == args.style) & frame["instance_id"].isin(ids)
+                     & (frame["repeat"] < args.samples)]
         print(f"{args.model} · {args.mode} · {args.style}: {throughput(summary)}")
+        for line in load_notes(summary, args.concurrency):
+            print(line)
         print(results_table(summarize(mine)))
+        if args.samples > 1:
+            print(sampling_table(sampling_summary(mine, args.samples)))
+        if args.mode == "pencil" and summary.written and not summary.reductions:
+            print(f"pencilbench: warning: no sample of this pencil run performed a reduction "
+                  f"({summary.written} samples); the model never wrote [RETURN] or its server hid it",
+                  file=sys.stderr)
         statuses = mine["status"].value_counts()
         print("statuses: " + ", ".join(f"{name} {count}" for name, count in statuses.items()))
         if args.export is not None:
