@@ -21,6 +21,7 @@ from pencilbench.bench.adapters.base import Request
 from pencilbench.bench.adapters.openai import OpenAIAdapter
 from pencilbench.bench.adapters.wrapper import CallPolicy, Client, ResponseCache, call_load
 from pencilbench.bench.cli import main
+from pencilbench.bench.errors import UserError
 from pencilbench.bench.harness import END_STOPS, MODES, STYLES, EvalConfig, default_max_tokens, evaluate
 from pencilbench.bench.store import ResultStore
 from pencilbench.generators.dataset import Spec, generate
@@ -147,9 +148,12 @@ def test_a_run_killed_with_its_server_completes_on_rerun(suite, flavour, tmp_pat
         while time.monotonic() < deadline:  # kill both once a few samples are in
             time.sleep(0.05)
             if (tmp_path / "results.sqlite").exists():
-                with ResultStore(tmp_path) as store:
-                    if len(store.samples()) >= 2:
-                        break
+                try:
+                    with ResultStore(tmp_path) as store:
+                        if len(store.samples()) >= 2:
+                            break
+                except UserError:  # the eval has created the file but not yet written its schema
+                    continue
         server.send_signal(signal.SIGKILL)
         client.send_signal(signal.SIGKILL)
         assert client.wait() != 0
