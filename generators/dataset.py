@@ -17,7 +17,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from pencilbench.generators.pencil import MARKERS, replay, strip_markers
+from pencilbench.generators.pencil import MARKERS, Replay, replay, strip_markers
 from pencilbench.generators.registry import get_task
 from pencilbench.generators.seeding import (
     MAX_ATTEMPTS,
@@ -72,7 +72,12 @@ def make_record(task: Task, params: TaskParams, split: str, seed: int, index: in
 
 def record_from_problem(task: Task, params: TaskParams, problem: Mapping[str, Any], *,
                         split: str, seed: int, index: int) -> dict[str, Any]:
-    """A record for a given problem (also used for problems users bring themselves)."""
+    """A record for a given problem (also used for problems users bring themselves).
+
+    The trace is replayed once: its invariants are checked on the tokens (the CoT and the
+    statistics are derived from them here), and the text fields are checked to split back
+    into exactly those tokens, so :func:`trace_problems` would find the written record sound.
+    """
     prompt = task.prompt(params, problem)
     trace = task.trace(params, problem)
     cot = strip_markers(trace.pencil)
@@ -85,6 +90,8 @@ def record_from_problem(task: Task, params: TaskParams, problem: Mapping[str, An
         "reductions": run.reductions,
         **trace.stats,
     }
+    texts = {name: " ".join(tokens) for name, tokens in
+             (("prompt", prompt), ("answer", trace.answer), ("cot", cot), ("pencil", trace.pencil))}
     record = {
         "id": f"{task.name}-{split}-{seed}-{stable_id(params.key()):08x}-{index}",
         "task": task.name,
@@ -93,15 +100,18 @@ def record_from_problem(task: Task, params: TaskParams, problem: Mapping[str, An
         "index": index,
         "params": params.to_dict(),
         "problem": dict(problem),
-        "prompt": " ".join(prompt),
+        "prompt": texts["prompt"],
         "question": task.question(params, problem),
-        "answer": " ".join(trace.answer),
-        "cot": " ".join(cot),
-        "pencil": " ".join(trace.pencil),
+        "answer": texts["answer"],
+        "cot": texts["cot"],
+        "pencil": texts["pencil"],
         "stats": stats,
         "generator_version": f"{task.name}-v{task.version}",
     }
-    problems = trace_problems(record)
+    problems = _invariant_problems(prompt, list(trace.pencil), list(trace.answer), cot, run)
+    problems += [f"a {name} token is empty or holds white space" for name, tokens in
+                 (("prompt", prompt), ("answer", trace.answer), ("pencil", trace.pencil))
+                 if texts[name].split() != list(tokens)]
     if problems:
         raise RuntimeError(f"gold trace of {record['id']} is invalid: {problems[0]}")
     return record
@@ -111,24 +121,32 @@ def trace_problems(record: Mapping[str, Any]) -> list[str]:
     """Every broken trace invariant of a record (empty when the record is sound)."""
     prompt, pencil = record["prompt"].split(), record["pencil"].split()
     answer, cot = record["answer"].split(), record["cot"].split()
-    found = []
     if any(token in MARKERS for token in prompt):
-        found.append("the prompt holds a marker")
+        return ["the prompt holds a marker"]
     run = replay(prompt, pencil)
-    if run.fault is not None:
-        found.append(f"protocol error {run.fault.error.value} at token {run.fault.position}")
-    if list(run.final) != answer:
-        found.append("reducing the PENCIL trace does not leave exactly the answer")
+    found = _invariant_problems(prompt, pencil, answer, cot, run)
     if cot != strip_markers(pencil):
         found.append("the CoT is not the PENCIL trace without its markers")
-    if not answer or cot[len(cot) - len(answer):] != answer:
-        found.append("the CoT does not end with the answer")
     stats = record["stats"]
     expected = {"prompt_tokens": len(prompt), "cot_tokens": len(cot), "pencil_tokens": len(pencil),
                 "pencil_max_context": run.peak_context, "reductions": run.reductions}
     for name, value in expected.items():
         if stats.get(name) != value:
             found.append(f"stats.{name} is {stats.get(name)}, the trace gives {value}")
+    return found
+
+
+def _invariant_problems(prompt: list[str], pencil: list[str], answer: list[str], cot: list[str],
+                        run: Replay) -> list[str]:
+    """The invariants every trace keeps, given its replay (the CoT is checked by callers
+    that did not derive it from the trace themselves)."""
+    found = []
+    if run.fault is not None:
+        found.append(f"protocol error {run.fault.error.value} at token {run.fault.position}")
+    if list(run.final) != answer:
+        found.append("reducing the PENCIL trace does not leave exactly the answer")
+    if not answer or cot[len(cot) - len(answer):] != answer:
+        found.append("the CoT does not end with the answer")
     return found
 
 

@@ -4,11 +4,12 @@ import json
 
 import pandas as pd
 import pytest
-from pencilbench.generators.dataset import Spec, generate, make_record
+from pencilbench.generators.dataset import Spec, generate, make_record, trace_problems
 from pencilbench.generators.export import read_records, write_records, write_segments
 from pencilbench.generators.pencil import replay
 from pencilbench.generators.registry import get_task
 from pencilbench.generators.seeding import SPLITS, home_split, problem_hash
+from pencilbench.generators.task import Trace
 
 
 def test_items_are_random_access():
@@ -115,3 +116,21 @@ def test_strata_spread_evenly_over_any_run_of_items():
         for target in (0.1, 0.5, 0.8):
             assert abs(sum(p < target for p in run) - target * length) <= 3
     assert stratum("sat", "{}", "train", 7, 0) != stratum("sat", "{}", "train", 8, 0)
+
+
+@pytest.mark.parametrize(("pencil", "answer", "why"), [
+    (("[CALL]", "5", "[SEP]", "6", "[RETURN]"), ("5",), "does not leave exactly the answer"),
+    (("[CALL]", "5", "[RETURN]"), ("5",), "protocol error return_without_sep"),
+    (("[CALL]", "5 6", "[SEP]", "5", "[RETURN]"), ("5",), "pencil token is empty or holds white space"),
+    (("[CALL]", "[SEP]", "[RETURN]"), (), "the CoT does not end with the answer"),
+])
+def test_a_broken_gold_trace_is_never_written(monkeypatch, pencil, answer, why):
+    task, params = Spec("addition", {"operands": 2, "digits": 2}).resolve()
+    monkeypatch.setattr(type(task), "trace", lambda self, params, problem: Trace(pencil, answer))
+    with pytest.raises(RuntimeError, match=why):
+        make_record(task, params, "train", 0, 0)
+
+
+def test_trace_problems_names_a_marker_in_the_prompt():
+    record = make_record(*Spec("addition", {"operands": 2, "digits": 2}).resolve(), "train", 0, 0)
+    assert trace_problems({**record, "prompt": "[CALL] " + record["prompt"]}) == ["the prompt holds a marker"]
