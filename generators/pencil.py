@@ -54,7 +54,7 @@ class Reducer:
     __slots__ = ("context", "prompt_len", "generated", "reductions", "peak", "fault", "_calls", "_seps")
 
     def __init__(self, prompt: Sequence[str] = ()) -> None:
-        if any(token in MARKERS for token in prompt):
+        if not _MARKER_SET.isdisjoint(prompt):
             raise ValueError("the prompt may not contain [CALL], [SEP] or [RETURN]")
         self.context: list[str] = list(prompt)
         self.prompt_len = len(self.context)
