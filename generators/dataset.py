@@ -12,10 +12,10 @@ The record schema (one JSONL line or Parquet row) is::
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pencilbench.generators.pencil import MARKERS, Replay, replay, strip_markers
 from pencilbench.generators.registry import get_task
@@ -30,6 +30,7 @@ from pencilbench.generators.seeding import (
 )
 from pencilbench.generators.task import Task, TaskParams
 
+T = TypeVar("T")
 FIELDS = ("id", "task", "split", "seed", "index", "params", "problem", "prompt", "question",
           "answer", "cot", "pencil", "stats", "generator_version")
 
@@ -150,30 +151,44 @@ def _invariant_problems(prompt: list[str], pencil: list[str], answer: list[str],
     return found
 
 
-def _make_chunk(args: tuple[Spec, int, int]) -> list[dict[str, Any]]:
-    spec, start, stop = args
+def make_records(spec: Spec, start: int, stop: int) -> list[dict[str, Any]]:
+    """Records ``start .. stop - 1`` of a stream, built in this process."""
     task, params = spec.resolve()
     return [make_record(task, params, spec.split, spec.seed, i) for i in range(start, stop)]
 
 
-def generate(spec: Spec, count: int, *, start: int = 0, workers: int = 1,
-             chunk: int = 64) -> Iterator[dict[str, Any]]:
-    """Records ``start .. start + count - 1`` in order; the same bytes for any ``workers``."""
+def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, start: int = 0,
+               workers: int = 1, chunk: int = 64) -> Iterator[T]:
+    """``work(spec, lo, hi)`` over consecutive chunks of items, results in chunk order.
+
+    With ``workers > 1`` the chunks run in a process pool (``work`` must be picklable), a
+    few chunks ahead of the consumer. Each worker process keeps its own warm state (caches,
+    solvers) from chunk to chunk; items do not depend on it, so the bytes are the same.
+    """
     spec.resolve()  # fail fast on bad input, in this process
     if count < 0 or start < 0:
         raise ValueError(f"count and start must be >= 0, got {count} and {start}")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    pieces = ((spec, lo, min(lo + chunk, start + count)) for lo in range(start, start + count, chunk))
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    pieces = ((lo, min(lo + chunk, start + count)) for lo in range(start, start + count, chunk))
     if workers == 1:
-        for piece in pieces:
-            yield from _make_chunk(piece)
+        for lo, hi in pieces:
+            yield work(spec, lo, hi)
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        window: deque[Future[list[dict[str, Any]]]] = deque()
-        for piece in pieces:
-            window.append(pool.submit(_make_chunk, piece))
+        window: deque[Future[T]] = deque()
+        for lo, hi in pieces:
+            window.append(pool.submit(work, spec, lo, hi))
             if len(window) >= 4 * workers:
-                yield from window.popleft().result()
+                yield window.popleft().result()
         while window:
-            yield from window.popleft().result()
+            yield window.popleft().result()
+
+
+def generate(spec: Spec, count: int, *, start: int = 0, workers: int = 1,
+             chunk: int = 64) -> Iterator[dict[str, Any]]:
+    """Records ``start .. start + count - 1`` in order; the same bytes for any ``workers``."""
+    for records in map_chunks(spec, count, make_records, start=start, workers=workers, chunk=chunk):
+        yield from records

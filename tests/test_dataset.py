@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 from pencilbench.generators.dataset import Spec, generate, make_record, trace_problems
-from pencilbench.generators.export import read_records, write_records, write_segments
+from pencilbench.generators.export import read_records, write_generated, write_records, write_segments
 from pencilbench.generators.pencil import replay
 from pencilbench.generators.registry import get_task
 from pencilbench.generators.seeding import SPLITS, home_split, problem_hash
@@ -134,3 +134,36 @@ def test_a_broken_gold_trace_is_never_written(monkeypatch, pencil, answer, why):
 def test_trace_problems_names_a_marker_in_the_prompt():
     record = make_record(*Spec("addition", {"operands": 2, "digits": 2}).resolve(), "train", 0, 0)
     assert trace_problems({**record, "prompt": "[CALL] " + record["prompt"]}) == ["the prompt holds a marker"]
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
+def test_generated_files_have_the_bytes_of_written_records_for_any_workers(tmp_path, monkeypatch, suffix):
+    from pencilbench.generators import export
+
+    monkeypatch.setattr(export, "_BATCH", 16)  # several Parquet row groups, straddled by the chunks
+    spec = Spec("addition", {"operands": 2, "digits": 2}, "train", 3)
+    count = 90
+    write_records(tmp_path / f"records{suffix}", generate(spec, count))
+    write_segments(tmp_path / f"segments{suffix}", generate(spec, count))
+    for workers, chunk in ((1, 64), (2, 7)):
+        seen: list[int] = []
+        out, cut = tmp_path / f"out{workers}{suffix}", tmp_path / f"cut{workers}{suffix}"
+        counts = write_generated(out, spec, count, workers=workers, chunk=chunk, segments_path=cut,
+                                 progress=seen.append)
+        assert out.read_bytes() == (tmp_path / f"records{suffix}").read_bytes()
+        assert cut.read_bytes() == (tmp_path / f"segments{suffix}").read_bytes()
+        assert counts[0] == count == sum(seen)
+        assert counts[1] > count  # several segments per record
+
+
+def test_a_failed_generation_leaves_no_file(tmp_path, monkeypatch):
+    from pencilbench.generators import export
+
+    def broken(spec, start, stop):
+        raise RuntimeError("gold trace is invalid")
+
+    monkeypatch.setattr(export, "make_records", broken)
+    with pytest.raises(RuntimeError):
+        write_generated(tmp_path / "out.parquet", Spec("phop", {"length": 16, "hops": 2}), 10,
+                        segments_path=tmp_path / "cut.jsonl")
+    assert list(tmp_path.iterdir()) == []
