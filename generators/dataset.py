@@ -158,11 +158,12 @@ def make_records(spec: Spec, start: int, stop: int) -> list[dict[str, Any]]:
 
 
 def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, start: int = 0,
-               workers: int = 1, chunk: int = 64) -> Iterator[T]:
+               workers: int = 1, chunk: int | None = None) -> Iterator[T]:
     """``work(spec, lo, hi)`` over consecutive chunks of items, results in chunk order.
 
     With ``workers > 1`` the chunks run in a process pool (``work`` must be picklable), a
-    few chunks ahead of the consumer. Each worker process keeps its own warm state (caches,
+    few chunks ahead of the consumer. The default chunk is 64 items, smaller when that would
+    leave fewer than eight chunks per worker (so no worker idles at the end). Each worker process keeps its own warm state (caches,
     solvers) from chunk to chunk; items do not depend on it, so the bytes are the same.
     """
     spec.resolve()  # fail fast on bad input, in this process
@@ -170,6 +171,8 @@ def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, s
         raise ValueError(f"count and start must be >= 0, got {count} and {start}")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if chunk is None:
+        chunk = 64 if workers == 1 else max(1, min(64, count // (8 * workers)))
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     pieces = ((lo, min(lo + chunk, start + count)) for lo in range(start, start + count, chunk))
@@ -188,7 +191,7 @@ def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, s
 
 
 def generate(spec: Spec, count: int, *, start: int = 0, workers: int = 1,
-             chunk: int = 64) -> Iterator[dict[str, Any]]:
+             chunk: int | None = None) -> Iterator[dict[str, Any]]:
     """Records ``start .. start + count - 1`` in order; the same bytes for any ``workers``."""
     for records in map_chunks(spec, count, make_records, start=start, workers=workers, chunk=chunk):
         yield from records

@@ -62,7 +62,7 @@ def write_segments(path: str | Path, records: Iterable[Mapping[str, Any]]) -> in
 
 
 def write_generated(path: str | Path, spec: Spec, count: int, *, start: int = 0, workers: int = 1,
-                    segments_path: str | Path | None = None, chunk: int = 64,
+                    segments_path: str | Path | None = None, chunk: int | None = None,
                     progress: Callable[[int], Any] | None = None) -> tuple[int, int]:
     """Generate records ``start .. start + count - 1`` straight into a file (and their
     training segments into another); return the record and segment counts.
