@@ -163,8 +163,9 @@ def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, s
 
     With ``workers > 1`` the chunks run in a process pool (``work`` must be picklable), a
     few chunks ahead of the consumer. The default chunk is 64 items, smaller when that would
-    leave fewer than eight chunks per worker (so no worker idles at the end). Each worker process keeps its own warm state (caches,
-    solvers) from chunk to chunk; items do not depend on it, so the bytes are the same.
+    leave fewer than eight chunks per worker (so no worker idles at the end). Each worker
+    process keeps its own warm state (caches, solvers) from chunk to chunk; items do not
+    depend on it, so the bytes are the same.
     """
     spec.resolve()  # fail fast on bad input, in this process
     if count < 0 or start < 0:
