@@ -120,8 +120,9 @@ def false_masks(variables: int) -> tuple[int, dict[int, int]]:
     return full, masks
 
 
-def satisfying_set(variables: int, clauses: Sequence[Sequence[int]]) -> int:
-    """The assignments that satisfy every clause, as a bit set (see ``false_masks``)."""
+def enumerated_verdict(variables: int, clauses: Sequence[Sequence[int]]) -> bool:
+    """Satisfiability by enumerating every assignment at once as a bit set (see
+    ``false_masks``); stops as soon as the clauses falsify them all."""
     full, masks = false_masks(variables)
     falsified = 0
     for clause in clauses:
@@ -129,7 +130,9 @@ def satisfying_set(variables: int, clauses: Sequence[Sequence[int]]) -> int:
         for literal in clause:
             cube &= masks[literal]
         falsified |= cube
-    return full ^ falsified
+        if falsified == full:
+            return False
+    return True
 
 
 class _WarmSolver:
@@ -313,7 +316,7 @@ class Sat(Task):
         for _ in range(MAX_DRAWS // BATCH):
             for clauses in draw_formulas(rng, n, params.width, count, BATCH):
                 if n <= ENUMERATE_UP_TO:
-                    satisfiable = satisfying_set(n, clauses) != 0
+                    satisfiable = enumerated_verdict(n, clauses)
                 else:
                     satisfiable = python_sat_verdict(clauses)
                 if satisfiable == want:
@@ -347,7 +350,7 @@ class Sat(Task):
         if trace.answer[0] == SAT:
             if not satisfies(clauses, trace.answer[1:]):
                 raise RuntimeError("DPLL answered SAT with an assignment that falsifies a clause")
-        elif (satisfying_set(n, clauses) != 0 if n <= ENUMERATE_UP_TO else python_sat_verdict(clauses)):
+        elif enumerated_verdict(n, clauses) if n <= ENUMERATE_UP_TO else python_sat_verdict(clauses):
             raise RuntimeError("DPLL answered UNSAT and the formula is satisfiable")
         return trace
 

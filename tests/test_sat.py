@@ -224,7 +224,7 @@ def test_every_token_follows_from_the_live_context(params):
     assert_policy_reproduces(sat_next, generate(Spec("sat", params, "test", 4), 60))
 
 
-def test_the_warm_solver_agrees_with_a_fresh_one_across_renewals():
+def test_the_warm_solver_and_the_enumeration_agree_with_a_fresh_solver():
     from pencilbench.generators import sat as generator
 
     rng = np.random.default_rng(5)
@@ -236,6 +236,7 @@ def test_the_warm_solver_agrees_with_a_fresh_one_across_renewals():
     assert verdicts == [oracle.solve({"num_vars": 6, "clauses": clauses}) is not None
                         for clauses in formulas]
     assert True in verdicts and False in verdicts
+    assert [generator.enumerated_verdict(6, clauses) for clauses in formulas[:-1]] == verdicts[:-1]
 
 
 @pytest.mark.parametrize(("answer", "why"), [(("SAT", "1", "-2", "3"), "falsifies a clause"),
