@@ -57,7 +57,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                       help="time spent generating per size (default 2)")
     perf.add_argument("--workers", type=int, default=1,
                       help="generate with this many processes; above 1 each size is also run with one, "
-                      "and the table shows the speed-up and whether the files are byte for byte equal")
+                      "and the table shows the speed-up, the writing process's share of the CPU time "
+                      "and whether the files are byte for byte equal")
     which = perf.add_mutually_exclusive_group()
     which.add_argument("--goals", action="store_true",
                        help="the sizes compared with the PENCIL code, against this package's floors")
@@ -80,23 +81,24 @@ def _measure_here(task_name: str, params: dict[str, Any], seconds: float, worker
         probe, size = Path(folder) / "probe.parquet", 1
         write_generated(probe, spec, 1)  # warms imports and caches
         while True:  # a rate from at least a tenth of the time asked for
-            took, _ = _timed(write_generated, probe, spec, size)
+            took, _, _ = _timed(write_generated, probe, spec, size)
             if took >= seconds / 10:
                 break
             size *= 4
         count = max(4 * workers, min(10**6, math.ceil(seconds * size / took)))
         out = Path(folder) / "out.parquet"
-        wall, cpu = _timed(write_generated, out, spec, count, workers=workers)
+        wall, cpu, own = _timed(write_generated, out, spec, count, workers=workers)
         row: dict[str, Any] = {"task": task_name, "size": spec.resolve()[1].label(), "workers": workers,
                                "n": count, "inst/s": count / wall, "inst/cpu-s": count / cpu}
         if workers > 1:
             single = Path(folder) / "single.parquet"
-            alone, _ = _timed(write_generated, single, spec, count)
+            alone, _, _ = _timed(write_generated, single, spec, count)
             row["speed-up"] = alone / wall
+            row["writer CPU"] = f"{100 * own / cpu:.0f}%"
             row["same bytes"] = "yes" if single.read_bytes() == out.read_bytes() else "NO"
         records = read_records(out)
     traces = [(r["prompt"].split(), r["pencil"].split()) for r in records]
-    replay_time, _ = _timed(_replay_all, traces)
+    replay_time, _, _ = _timed(_replay_all, traces)
     stats = [r["stats"] for r in records]
     cot = [s["prompt_tokens"] + s["cot_tokens"] for s in stats]
     peak = [s["pencil_max_context"] for s in stats]
@@ -118,13 +120,15 @@ def _replay_all(traces: Sequence[tuple[list[str], list[str]]]) -> None:
         replay(prompt, pencil)
 
 
-def _timed(work: Any, *args: Any, **kwargs: Any) -> tuple[float, float]:
-    """Wall and CPU seconds (this process and the workers it waited for) of ``work(...)``."""
+def _timed(work: Any, *args: Any, **kwargs: Any) -> tuple[float, float, float]:
+    """Wall seconds of ``work(...)``, CPU seconds of this process and the workers it waited
+    for, and CPU seconds of this process alone."""
     before, wall = os.times(), time.perf_counter()
     work(*args, **kwargs)
     after, wall = os.times(), time.perf_counter() - wall
-    cpu = sum(after[i] - before[i] for i in range(4))  # user, system, children's user and system
-    return wall, max(cpu, 1e-9)
+    own = after[0] - before[0] + after[1] - before[1]  # user and system
+    cpu = own + after[2] - before[2] + after[3] - before[3]  # and the children's
+    return wall, max(cpu, 1e-9), own
 
 
 def run_perf(args: argparse.Namespace) -> int:
@@ -175,7 +179,7 @@ def _against_goal(row: Mapping[str, Any], pencil: float | None, floor: str) -> d
 def _columns(rows: Sequence[Mapping[str, Any]], *, goals: bool, large: bool) -> list[str]:
     columns = ["task", "size", "workers", "n", "inst/s", "inst/cpu-s"]
     if any("speed-up" in row for row in rows):
-        columns += ["speed-up", "same bytes"]
+        columns += ["speed-up", "writer CPU", "same bytes"]
     if goals:
         return columns + ["PENCIL inst/s", "x PENCIL", "floor", "met", "peak MB"]
     columns.append("peak MB")
