@@ -96,13 +96,14 @@ def _measure_here(task_name: str, params: dict[str, Any], seconds: float, worker
             row["speed-up"] = alone / wall
             row["writer CPU"] = f"{100 * own / cpu:.0f}%"
             row["same bytes"] = "yes" if single.read_bytes() == out.read_bytes() else "NO"
+        # High-water mark of generating (reading the file back below would raise it).
+        peak_kib = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
         records = read_records(out)
     traces = [(r["prompt"].split(), r["pencil"].split()) for r in records]
     replay_time, _, _ = _timed(_replay_all, traces)
     stats = [r["stats"] for r in records]
     cot = [s["prompt_tokens"] + s["cot_tokens"] for s in stats]
     peak = [s["pencil_max_context"] for s in stats]
-    peak_kib = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     row.update({
         "peak MB": peak_kib / 1024,
         "replay tok/s": sum(len(p) for _, p in traces) / max(replay_time, 1e-9),
