@@ -75,9 +75,10 @@ def write_generated(path: str | Path, spec: Spec, count: int, *, start: int = 0,
     suffix = check_format(path)
     segment_suffix = check_format(segments_path) if segments_path is not None else None
     work = functools.partial(_encoded_chunk, suffix=suffix, segment_suffix=segment_suffix)
-    records = _Sink(path, RECORD_SCHEMA)
-    cut = _Sink(segments_path, SEGMENT_SCHEMA) if segments_path is not None else None
+    records, cut = _Sink(path, RECORD_SCHEMA), None
     try:
+        if segments_path is not None:
+            cut = _Sink(segments_path, SEGMENT_SCHEMA)
         for encoded, encoded_segments in map_chunks(spec, count, work, start=start, workers=workers,
                                                      chunk=chunk):
             records.add(*encoded)

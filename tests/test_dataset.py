@@ -167,3 +167,11 @@ def test_a_failed_generation_leaves_no_file(tmp_path, monkeypatch):
         write_generated(tmp_path / "out.parquet", Spec("phop", {"length": 16, "hops": 2}), 10,
                         segments_path=tmp_path / "cut.jsonl")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unwritable_segments_file_leaves_no_records_file(tmp_path):
+    (tmp_path / "plain").write_text("a file, not a folder")
+    with pytest.raises(OSError):
+        write_generated(tmp_path / "out.parquet", Spec("phop", {"length": 16, "hops": 2}), 10,
+                        segments_path=tmp_path / "plain" / "cut.jsonl")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["plain"]
