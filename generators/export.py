@@ -16,15 +16,16 @@ never leaves a truncated dataset behind.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pencilbench.generators.dataset import FIELDS, SCHEMA_VERSION
+from pencilbench.generators.dataset import FIELDS, SCHEMA_VERSION, Spec, make_records, map_chunks
 from pencilbench.generators.pencil import segments
 
 JSON_FIELDS = ("params", "problem", "stats")
@@ -70,6 +71,59 @@ def segment_rows(records: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any
 def write_segments(path: str | Path, records: Iterable[Mapping[str, Any]]) -> int:
     """Write the training segments of ``records``; return how many segments."""
     return _write(path, segment_rows(records), SEGMENT_SCHEMA, dict)
+
+
+def write_generated(path: str | Path, spec: Spec, count: int, *, start: int = 0, workers: int = 1,
+                    segments_path: str | Path | None = None, chunk: int | None = None,
+                    progress: Callable[[int], Any] | None = None) -> tuple[int, int]:
+    """Generate records ``start .. start + count - 1`` straight into a file (and their
+    training segments into another); return the record and segment counts.
+
+    Each chunk is built and encoded (JSON lines, or an Arrow table) where it is generated,
+    in a worker process when ``workers > 1``, so this process only appends encoded chunks;
+    the bytes are those of :func:`write_records` and :func:`write_segments`, for any
+    ``workers``. ``progress`` is called with the size of each finished chunk.
+    """
+    suffix = check_format(path)
+    segment_suffix = check_format(segments_path) if segments_path is not None else None
+    work = functools.partial(_encoded_chunk, suffix=suffix, segment_suffix=segment_suffix)
+    records, cut = _Sink(path, RECORD_SCHEMA), None
+    try:
+        if segments_path is not None:
+            cut = _Sink(segments_path, SEGMENT_SCHEMA)
+        for encoded, encoded_segments in map_chunks(spec, count, work, start=start, workers=workers,
+                                                     chunk=chunk):
+            records.add(*encoded)
+            if cut is not None and encoded_segments is not None:
+                cut.add(*encoded_segments)
+            if progress is not None:
+                progress(encoded[0])
+        written = records.close(), cut.close() if cut is not None else 0
+    finally:
+        records.discard()
+        if cut is not None:
+            cut.discard()
+    return written
+
+
+Encoded = tuple[int, "str | pa.Table"]
+
+
+def _encoded_chunk(spec: Spec, start: int, stop: int, *, suffix: str,
+                   segment_suffix: str | None) -> tuple[Encoded, Encoded | None]:
+    records = make_records(spec, start, stop)
+    rows = records if suffix == ".jsonl" else [record_row(record) for record in records]
+    encoded = (len(rows), _encode(rows, RECORD_SCHEMA, suffix))
+    if segment_suffix is None:
+        return encoded, None
+    cut = list(segment_rows(records))
+    return encoded, (len(cut), _encode(cut, SEGMENT_SCHEMA, segment_suffix))
+
+
+def _encode(rows: list[Mapping[str, Any]], schema: pa.Schema, suffix: str) -> str | pa.Table:
+    if suffix == ".jsonl":
+        return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    return pa.Table.from_pylist(rows, schema=schema)
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
@@ -149,29 +203,78 @@ def record_row(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _write(path: str | Path, rows: Iterable[Mapping[str, Any]], schema: pa.Schema, to_row: Any) -> int:
-    path = Path(path)
-    suffix = check_format(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    count = 0
+    sink = _Sink(path, schema)
     try:
-        if suffix == ".jsonl":
-            with partial.open("w", encoding="utf-8") as out:
-                for row in rows:
-                    out.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    count += 1
-        else:
-            with pq.ParquetWriter(partial, schema) as writer:
-                batch: list[dict[str, Any]] = []
-                for row in rows:
-                    batch.append(to_row(row))
-                    if len(batch) == _BATCH:
-                        writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-                        count, batch = count + len(batch), []
-                if batch or count == 0:
-                    writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-                    count += len(batch)
-        os.replace(partial, path)
+        batch: list[Mapping[str, Any]] = []
+        for row in rows:
+            batch.append(row if sink.suffix == ".jsonl" else to_row(row))
+            if len(batch) == _BATCH:
+                sink.add(len(batch), _encode(batch, schema, sink.suffix))
+                batch = []
+        sink.add(len(batch), _encode(batch, schema, sink.suffix))
+        return sink.close()
     finally:
-        partial.unlink(missing_ok=True)
-    return count
+        sink.discard()
+
+
+class _Sink:
+    """A dataset file being written under a temporary name, renamed when complete.
+
+    Parquet row groups hold ``_BATCH`` rows whatever the size of the encoded pieces added,
+    so a file's bytes do not depend on how its rows were chunked.
+    """
+
+    def __init__(self, path: str | Path, schema: pa.Schema) -> None:
+        self.path = Path(path)
+        self.suffix = check_format(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.partial = self.path.with_name(f".{self.path.name}.partial")
+        self.schema, self.count, self.done = schema, 0, False
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
+        if self.suffix == ".jsonl":
+            self.text = self.partial.open("w", encoding="utf-8")
+        else:
+            self.writer = pq.ParquetWriter(self.partial, schema)
+
+    def add(self, rows: int, encoded: str | pa.Table) -> None:
+        self.count += rows
+        if self.suffix == ".jsonl":
+            self.text.write(encoded)
+            return
+        if rows:
+            self.pending.append(encoded)
+            self.pending_rows += rows
+        while self.pending_rows >= _BATCH:
+            self._flush(_BATCH)
+
+    def _flush(self, rows: int) -> None:
+        table = pa.concat_tables(self.pending)
+        self.writer.write_table(table.slice(0, rows).combine_chunks())
+        rest = table.slice(rows)
+        self.pending, self.pending_rows = ([rest] if len(rest) else []), len(rest)
+
+    def close(self) -> int:
+        """Finish the file and move it into place; return the row count."""
+        if self.suffix == ".jsonl":
+            self.text.close()
+        else:
+            if self.pending_rows or self.count == 0:
+                if self.pending:
+                    self._flush(self.pending_rows)
+                else:
+                    self.writer.write_table(self.schema.empty_table())
+            self.writer.close()
+        os.replace(self.partial, self.path)
+        self.done = True
+        return self.count
+
+    def discard(self) -> None:
+        """Remove the temporary file of an unfinished write (nothing once closed)."""
+        if self.done:
+            return
+        if self.suffix == ".jsonl":
+            self.text.close()
+        else:
+            self.writer.close()
+        self.partial.unlink(missing_ok=True)

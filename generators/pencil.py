@@ -65,7 +65,7 @@ class Reducer:
     __slots__ = ("context", "prompt_len", "generated", "reductions", "peak", "fault", "_calls", "_seps")
 
     def __init__(self, prompt: Sequence[str] = ()) -> None:
-        if any(token in MARKERS for token in prompt):
+        if not _MARKER_SET.isdisjoint(prompt):
             raise ValueError("the prompt may not contain [CALL], [SEP] or [RETURN]")
         self.context: list[str] = list(prompt)
         self.prompt_len = len(self.context)
@@ -97,15 +97,39 @@ class Reducer:
         return self.fault
 
     def extend(self, tokens: Iterable[str]) -> Fault | None:
-        """Push tokens in order (plain runs are appended in bulk); return a new fault."""
+        """Push tokens in order; return a new fault.
+
+        Only markers cost a step each: the plain runs between them are appended in bulk,
+        and the peak is taken just before each reduction and at the end (the context only
+        grows in between).
+        """
         tokens = tokens if isinstance(tokens, list | tuple) else list(tokens)
-        before, start = self.fault, 0
+        if self.fault is not None:
+            self._append_plain(tokens)
+            return None
+        context, calls, seps = self.context, self._calls, self._seps
+        generated, peak, start = self.generated, self.peak, 0
         for i in [i for i, token in enumerate(tokens) if token in _MARKER_SET]:
-            self._append_plain(tokens[start:i])
-            self.push(tokens[i])
+            token = tokens[i]
+            context.extend(tokens[start : i + 1])
             start = i + 1
+            if token == CALL:
+                calls.append(len(context) - 1)
+            elif token == SEP and calls:
+                seps.append(len(context) - 1)
+            else:
+                self.generated = generated + start  # so that a fault names this token
+                if token == SEP:
+                    self._fail(ProtocolError.SEP_OUTSIDE_FRAME)
+                else:
+                    if len(context) > peak:
+                        peak = len(context)
+                    self._reduce()
+                if self.fault is not None:
+                    break
+        self.generated, self.peak = generated + start, max(peak, len(context))
         self._append_plain(tokens[start:])
-        return self.fault if self.fault is not before else None
+        return self.fault
 
     def _append_plain(self, tokens: Sequence[str]) -> None:
         self.context.extend(tokens)
@@ -135,13 +159,12 @@ class Reducer:
         call = calls[cut]
         while seps and seps[-1] > call:
             seps.pop()
-        answer = context[sep + 1 : -1]
-        later_calls = calls[cut + 1 :]
+        later_calls = calls[cut + 1 :]  # tail calls inside the kept answer
         del calls[cut:]
-        del context[call:]
-        context.extend(answer)
-        shift = sep + 1 - call
-        calls.extend(position - shift for position in later_calls)
+        context[call:] = context[sep + 1 : -1]
+        if later_calls:
+            shift = sep + 1 - call
+            calls.extend(position - shift for position in later_calls)
         self.reductions += 1
 
 

@@ -106,21 +106,34 @@ def decided_by_propagation(prefix: Sequence[Sequence[Any]], clauses: Sequence[Se
     """Whether unit propagation with universal reduction decides the formula by itself."""
     level = {var: i for i, (_, var) in enumerate(prefix)}
     universal = {var for kind, var in prefix if kind == "a"}
+    # Only existential variables are ever set, so a clause's universal literals stay free:
+    # all that matters of them is the outermost one's level (an existential literal is unit
+    # when it is the clause's only free existential one and quantified before every universal).
+    parts = []
+    for clause in clauses:
+        existential = [lit for lit in clause if abs(lit) not in universal]
+        if not existential:
+            return True  # false whatever the existential player does
+        parts.append((existential, min((level[abs(lit)] for lit in clause if abs(lit) in universal),
+                                       default=len(level))))
     value: dict[int, bool] = {}
     while True:
         units: list[int] = []
         open_clause = False
-        for clause in clauses:
-            if any(value.get(abs(lit)) == (lit > 0) for lit in clause):
-                continue
-            open_clause = True
-            free = [lit for lit in clause if abs(lit) not in value]
-            existential = [lit for lit in free if abs(lit) not in universal]
-            if not existential:
-                return True  # false whatever the existential player does
-            deepest = max(level[abs(lit)] for lit in existential)
-            if len(existential) == 1 and all(level[abs(lit)] > deepest for lit in free if abs(lit) in universal):
-                units.append(existential[0])
+        for existential, outermost in parts:
+            free = []
+            for lit in existential:
+                known = value.get(abs(lit))
+                if known is None:
+                    free.append(lit)
+                elif known == (lit > 0):
+                    break
+            else:
+                open_clause = True
+                if not free:
+                    return True  # false whatever the existential player does
+                if len(free) == 1 and outermost > level[abs(free[0])]:
+                    units.append(free[0])
         if not open_clause:
             return True
         if not units:

@@ -19,8 +19,11 @@ shares of any run of items are within a couple of items of ``target``). Two ways
   shallow cues: the same regression scores about 63% (``pencilbench cues``).
 
 Labels are decided by an exact enumeration over all assignments (bit sets) for n <= 14 and
-python-sat above. The gold answer comes from the DPLL below and is confirmed by python-sat on
-every trace, so a wrong label cannot be written.
+python-sat above; nothing changes a formula after its label is known. The gold answer comes
+from the DPLL below and is confirmed on every trace without it: a SAT answer's assignment
+must satisfy every clause, and an UNSAT answer must be confirmed by the enumeration
+(n <= 14) or python-sat, so a wrong label cannot be written. python-sat runs as one warm
+solver per process with an activation variable per formula.
 
 Prompt: ``c1 l l l c2 l l l ... ?``; a literal is ``k`` (variable k true) or ``-k``.
 
@@ -134,6 +137,21 @@ def false_masks(variables: int) -> tuple[int, dict[int, int]]:
     return full, masks
 
 
+def enumerated_verdict(variables: int, clauses: Sequence[Sequence[int]]) -> bool:
+    """Satisfiability by enumerating every assignment at once as a bit set (see
+    ``false_masks``); stops as soon as the clauses falsify them all."""
+    full, masks = false_masks(variables)
+    falsified = 0
+    for clause in clauses:
+        cube = full
+        for literal in clause:
+            cube &= masks[literal]
+        falsified |= cube
+        if falsified == full:
+            return False
+    return True
+
+
 def satisfying_set(variables: int, clauses: Sequence[Sequence[int]]) -> int:
     """The assignments that satisfy every clause, as a bit set (see ``false_masks``)."""
     full, masks = false_masks(variables)
@@ -146,12 +164,53 @@ def satisfying_set(variables: int, clauses: Sequence[Sequence[int]]) -> int:
     return full ^ falsified
 
 
+class _WarmSolver:
+    """One python-sat solver per process, kept warm across formulas.
+
+    Formula f is added with a fresh activation variable a_f in every clause, ``(c or -a_f)``,
+    and decided under the assumption ``a_f``; the unit ``-a_f`` then switches it off for good.
+    Clauses the solver learns from f all hold ``-a_f``, so no formula sees another's. The
+    solver is rebuilt after ``RENEW`` formulas to keep its clause store small.
+    """
+
+    FIRST = 1 << 20  # activation variables start here; formulas use variables below it
+    RENEW = 2000
+
+    def __init__(self) -> None:
+        self.solver: Solver | None = None
+        self.used = 0
+
+    def satisfiable(self, clauses: Sequence[Sequence[int]]) -> bool:
+        if any(not clause for clause in clauses):
+            return False
+        if any(abs(literal) >= self.FIRST for clause in clauses for literal in clause):
+            with Solver(name="minisat22", bootstrap_with=clauses) as solver:
+                return bool(solver.solve())
+        if self.solver is None or self.used == self.RENEW:
+            if self.solver is not None:
+                self.solver.delete()
+            self.solver, self.used = Solver(name="minisat22"), 0
+        switch = self.FIRST + self.used
+        self.used += 1
+        solver = self.solver
+        solver.append_formula([[*clause, -switch] for clause in clauses])
+        verdict = bool(solver.solve(assumptions=[switch]))
+        solver.add_clause([-switch])
+        return verdict
+
+
+_WARM = _WarmSolver()
+
+
 def python_sat_verdict(clauses: Sequence[Sequence[int]]) -> bool:
     """Satisfiability by python-sat (an external solver, sharing nothing with the DPLL)."""
-    if any(not clause for clause in clauses):
-        return False
-    with Solver(name="minisat22", bootstrap_with=clauses) as solver:
-        return bool(solver.solve())
+    return _WARM.satisfiable(clauses)
+
+
+def satisfies(clauses: Sequence[Sequence[int]], literals: Sequence[str]) -> bool:
+    """Whether the assignment ``literals`` (signed variable tokens) makes every clause true."""
+    chosen = set(map(int, literals))
+    return all(not chosen.isdisjoint(clause) for clause in clauses)
 
 
 def forced_values(variables: int, clauses: Sequence[Sequence[int]],
@@ -341,7 +400,7 @@ class Sat(Task):
         for _ in range(MAX_DRAWS // BATCH):
             for clauses in draw_formulas(rng, n, params.width, count, BATCH):
                 if n <= ENUMERATE_UP_TO:
-                    satisfiable = satisfying_set(n, clauses) != 0
+                    satisfiable = enumerated_verdict(n, clauses)
                 else:
                     satisfiable = python_sat_verdict(clauses)
                 if satisfiable == want:
@@ -367,9 +426,16 @@ class Sat(Task):
         )
 
     def trace(self, params: SatParams, problem: Mapping[str, Any]) -> Trace:
-        trace = dpll_trace(problem["num_vars"], problem["clauses"])
-        if (trace.answer[0] == SAT) != python_sat_verdict(problem["clauses"]):
-            raise RuntimeError(f"DPLL answered {trace.answer[0]} and python-sat disagrees")
+        n, clauses = problem["num_vars"], problem["clauses"]
+        trace = dpll_trace(n, clauses)
+        # The answer is confirmed without the DPLL: a claimed model must satisfy every
+        # clause, and UNSAT needs every assignment (enumerated up to ENUMERATE_UP_TO
+        # variables) or python-sat to find none.
+        if trace.answer[0] == SAT:
+            if not satisfies(clauses, trace.answer[1:]):
+                raise RuntimeError("DPLL answered SAT with an assignment that falsifies a clause")
+        elif enumerated_verdict(n, clauses) if n <= ENUMERATE_UP_TO else python_sat_verdict(clauses):
+            raise RuntimeError("DPLL answered UNSAT and the formula is satisfiable")
         return trace
 
     def parse_answer(self, params: SatParams, problem: Mapping[str, Any], text: str) -> tuple[str, ...] | None:

@@ -11,6 +11,7 @@ is its own split. The three splits each own a third of the problem space.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ SPLITS = ("train", "validation", "test")
 MAX_ATTEMPTS = 1000
 
 
+@functools.lru_cache(maxsize=4096)
 def stable_id(text: str) -> int:
     """A 32-bit id of a string that does not change between runs or machines."""
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
@@ -61,4 +63,5 @@ def stratum(task: str, params_key: str, split: str, seed: int, index: int) -> fl
 
 def item_rng(task: str, params_key: str, split: str, seed: int, index: int, attempt: int) -> np.random.Generator:
     key = (stable_id(task), stable_id(params_key), stable_id(split), index, attempt)
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+    # What default_rng does with a SeedSequence, without its argument dispatch.
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))

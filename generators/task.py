@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -40,11 +41,20 @@ class TaskParams:
         """Cross-knob constraints; raise ``ValueError`` naming the allowed range."""
 
     def to_dict(self) -> dict[str, Any]:
+        return dict(self._knobs)
+
+    @functools.cached_property
+    def _knobs(self) -> dict[str, Any]:
+        # Every record carries its knobs: worked out once per (immutable) size, not per record.
         return dataclasses.asdict(self)
+
+    @functools.cached_property
+    def _key(self) -> str:
+        return json.dumps(self._knobs, sort_keys=True, separators=(",", ":"))
 
     def key(self) -> str:
         """Canonical text of the knobs: identifies a size in seeds, ids and tables."""
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return self._key
 
     def label(self) -> str:
         """Short human label of a size, e.g. ``k=4 d=10``."""

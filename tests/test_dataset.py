@@ -5,11 +5,12 @@ import json
 import pandas as pd
 import pytest
 from pencilbench.bench.verify import record_problems
-from pencilbench.generators.dataset import Spec, generate, make_record
-from pencilbench.generators.export import read_records, write_records, write_segments
+from pencilbench.generators.dataset import Spec, generate, make_record, trace_problems
+from pencilbench.generators.export import read_records, write_generated, write_records, write_segments
 from pencilbench.generators.pencil import replay
 from pencilbench.generators.registry import get_task
 from pencilbench.generators.seeding import SPLITS, home_split, problem_hash
+from pencilbench.generators.task import Trace
 
 
 def test_items_are_random_access():
@@ -126,3 +127,64 @@ def test_export_keeps_the_key_order_prompts_are_rendered_in(tmp_path, suffix):
     again = read_records(path)
     assert [json.dumps(r["problem"]) for r in again] == [json.dumps(r["problem"]) for r in records]
     assert all(record_problems(r) == [] for r in again)
+
+
+@pytest.mark.parametrize(("pencil", "answer", "why"), [
+    (("[CALL]", "5", "[SEP]", "[ANSWER]", "6", "[RETURN]"), ("5",),
+     r"does not leave exactly \[ANSWER\] and the answer"),
+    (("[CALL]", "5", "[RETURN]"), ("5",), "protocol error return_without_sep"),
+    (("[CALL]", "5 6", "[SEP]", "[ANSWER]", "5", "[RETURN]"), ("5",), "pencil token is empty or holds white space"),
+    (("[CALL]", "[SEP]", "[RETURN]"), (), "the answer is empty"),
+])
+def test_a_broken_gold_trace_is_never_written(monkeypatch, pencil, answer, why):
+    task, params = Spec("addition", {"operands": 2, "digits": 2}).resolve()
+    monkeypatch.setattr(type(task), "trace", lambda self, params, problem: Trace(pencil, answer))
+    with pytest.raises(RuntimeError, match=why):
+        make_record(task, params, "train", 0, 0)
+
+
+def test_trace_problems_names_a_marker_in_the_prompt():
+    record = make_record(*Spec("addition", {"operands": 2, "digits": 2}).resolve(), "train", 0, 0)
+    found = trace_problems({**record, "prompt": "[CALL] " + record["prompt"]})
+    assert found == ["the prompt holds a marker or [ANSWER]"]
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
+def test_generated_files_have_the_bytes_of_written_records_for_any_workers(tmp_path, monkeypatch, suffix):
+    from pencilbench.generators import export
+
+    monkeypatch.setattr(export, "_BATCH", 16)  # several Parquet row groups, straddled by the chunks
+    spec = Spec("addition", {"operands": 2, "digits": 2}, "train", 3)
+    count = 90
+    write_records(tmp_path / f"records{suffix}", generate(spec, count))
+    write_segments(tmp_path / f"segments{suffix}", generate(spec, count))
+    for workers, chunk in ((1, 64), (2, 7)):
+        seen: list[int] = []
+        out, cut = tmp_path / f"out{workers}{suffix}", tmp_path / f"cut{workers}{suffix}"
+        counts = write_generated(out, spec, count, workers=workers, chunk=chunk, segments_path=cut,
+                                 progress=seen.append)
+        assert out.read_bytes() == (tmp_path / f"records{suffix}").read_bytes()
+        assert cut.read_bytes() == (tmp_path / f"segments{suffix}").read_bytes()
+        assert counts[0] == count == sum(seen)
+        assert counts[1] > count  # several segments per record
+
+
+def test_a_failed_generation_leaves_no_file(tmp_path, monkeypatch):
+    from pencilbench.generators import export
+
+    def broken(spec, start, stop):
+        raise RuntimeError("gold trace is invalid")
+
+    monkeypatch.setattr(export, "make_records", broken)
+    with pytest.raises(RuntimeError):
+        write_generated(tmp_path / "out.parquet", Spec("phop", {"length": 16, "hops": 2}), 10,
+                        segments_path=tmp_path / "cut.jsonl")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unwritable_segments_file_leaves_no_records_file(tmp_path):
+    (tmp_path / "plain").write_text("a file, not a folder")
+    with pytest.raises(OSError):
+        write_generated(tmp_path / "out.parquet", Spec("phop", {"length": 16, "hops": 2}), 10,
+                        segments_path=tmp_path / "plain" / "cut.jsonl")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["plain"]

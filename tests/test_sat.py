@@ -224,3 +224,31 @@ def _values(tokens):
                                     {"variables": 8, "width": 4, "ratio": 9.0}])
 def test_every_token_follows_from_the_live_context(params):
     assert_policy_reproduces(sat_next, generate(Spec("sat", params, "test", 4), 60))
+
+
+def test_the_warm_solver_and_the_enumeration_agree_with_a_fresh_solver():
+    from pencilbench.generators import sat as generator
+
+    rng = np.random.default_rng(5)
+    warm = generator._WarmSolver()
+    warm.RENEW, warm.FIRST = 7, 100  # cross several rebuilds; a formula above FIRST gets its own solver
+    formulas = [generator.draw_formulas(rng, 6, 3, int(rng.integers(10, 40)), 1)[0] for _ in range(40)]
+    formulas += [[[1], [-1]], [[1, 2], []], [[103, 1], [-1]]]
+    verdicts = [warm.satisfiable(clauses) for clauses in formulas]
+    assert verdicts == [oracle.solve({"num_vars": 6, "clauses": clauses}) is not None
+                        for clauses in formulas]
+    assert True in verdicts and False in verdicts
+    assert [generator.enumerated_verdict(6, clauses) for clauses in formulas[:-1]] == verdicts[:-1]
+
+
+@pytest.mark.parametrize(("answer", "why"), [(("SAT", "1", "-2", "3"), "falsifies a clause"),
+                                             (("UNSAT",), "the formula is satisfiable")])
+def test_a_wrong_dpll_answer_is_never_written(monkeypatch, answer, why):
+    from pencilbench.generators import sat as generator
+    from pencilbench.generators.task import Trace
+
+    wrong = Trace(("[CALL]", "[SEP]", *answer, "[RETURN]"), answer)
+    monkeypatch.setattr(generator, "dpll_trace", lambda n, clauses: wrong)
+    problem = {"num_vars": 3, "clauses": [[-1, 2], [1, 2], [-3, 2]]}
+    with pytest.raises(RuntimeError, match=why):
+        TASK.trace(TASK.params({"variables": 3}), problem)

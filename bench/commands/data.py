@@ -14,8 +14,14 @@ from pencilbench.bench.manifest import Piece, write_manifest
 from pencilbench.bench.parts import write_dataset
 from pencilbench.bench.tables import format_table
 from pencilbench.bench.verify import size_label, summarize
-from pencilbench.generators.dataset import Spec, generate, record_from_problem
-from pencilbench.generators.export import check_format, read_records, write_records, write_segments
+from pencilbench.generators.dataset import Spec, record_from_problem
+from pencilbench.generators.export import (
+    check_format,
+    read_records,
+    write_generated,
+    write_records,
+    write_segments,
+)
 from pencilbench.generators.pencil import RETURN, Reducer
 from pencilbench.generators.registry import TASKS, get_task
 from pencilbench.generators.seeding import SPLITS, check_seed, check_split
@@ -89,18 +95,22 @@ def run_generate(args: argparse.Namespace) -> int:
     check_format(args.out)
     if args.segments:
         check_format(args.segments)
-    pieces: list[Piece] = []
-    if args.from_dimacs or args.from_qdimacs:
-        records, total = _records_from_files(args)
-    else:
+    if not (args.from_dimacs or args.from_qdimacs):
         spec = Spec(args.task, parse_params(args.param), args.split, args.seed)
         spec.resolve()
-        records, total = generate(spec, args.count, start=args.start, workers=args.workers), args.count
-        pieces.append(Piece.of(spec, args.start, args.count))
+        with tqdm(total=args.count, desc=f"generate {args.task}", unit="inst") as bar:
+            written, cut = write_generated(args.out, spec, args.count, start=args.start, workers=args.workers,
+                                           segments_path=args.segments, progress=bar.update)
+        write_manifest(args.out, [Piece.of(spec, args.start, args.count)], written)
+        print(f"wrote {written} records to {args.out}")
+        if args.segments:
+            print(f"wrote {cut} segments to {args.segments}")
+        return 0
+    records, total = _records_from_files(args)
     bar = tqdm(records, total=total, desc=f"generate {args.task}", unit="inst")
     kept: list[dict[str, Any]] = []
     written = write_records(args.out, _keep(bar, kept) if args.segments else bar)
-    write_manifest(args.out, pieces, written)
+    write_manifest(args.out, [], written)
     print(f"wrote {written} records to {args.out}")
     if args.segments:
         print(f"wrote {write_segments(args.segments, kept)} segments to {args.segments}")

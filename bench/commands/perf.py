@@ -1,22 +1,57 @@
-"""``pencilbench perf``: generation speed, replay speed and trace lengths per task and size."""
+"""``pencilbench perf``: end-to-end generation speed, memory and trace lengths per task and size.
+
+Every figure is measured on the path ``pencilbench generate`` runs: records built with their
+gold traces, every check on (trace invariants, oracle check), written to a Parquet file. Each
+size runs in a fresh process, so its peak memory is its own. ``inst/s`` is wall time; ``inst/
+cpu-s`` divides by the CPU time of the measuring process and its workers, which is what one
+core gives and moves little when other programs share the machine.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
+import resource
+import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from pencilbench.bench.commands.eval import add_executor_arguments, check_executor
+from pencilbench.bench.errors import UserError
 from pencilbench.bench.tables import format_table
-from pencilbench.generators.dataset import Spec, generate
+from pencilbench.generators.dataset import Spec
+from pencilbench.generators.export import read_records, write_generated
 from pencilbench.generators.pencil import replay
 from pencilbench.generators.registry import TASKS, get_task
+
+# The sizes of the published comparison, with the PENCIL code's inst/s on one core where it
+# was measured (Yang et al. 2025's generators, same sizes; QBF at PENCIL's clause ratio 2.0)
+# and the floor set for this package: a multiple of PENCIL, or inst/s where PENCIL has none.
+GOALS: tuple[tuple[str, Mapping[str, Any], float | None, str], ...] = (
+    ("sat", {"variables": 10, "ratio": 4.3}, 799.0, "10x"),
+    ("qbf", {"variables": 10, "ratio": 2.0}, 344.0, "10x"),
+    ("einstein", {"houses": 5, "attributes": 5}, 2.8, "50x"),
+    ("addition", {"operands": 2, "digits": 4}, None, "30000"),
+    ("phop", {"length": 32, "hops": 4}, None, "30000"),
+)
+LARGE: tuple[tuple[str, Mapping[str, Any]], ...] = (
+    ("sat", {"variables": 100}),
+    ("qbf", {"variables": 20}),
+    ("einstein", {"houses": 8, "attributes": 8}),
+    ("phop", {"length": 8192, "hops": 256}),
+    ("addition", {"operands": 128, "digits": 256}),
+)
+KEY_FIGURES = ("inst/s", "inst/cpu-s", "peak MB")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     perf = commands.add_parser(
-        "perf", help="benchmark generation and reduction replay on each task's benchmark sizes"
+        "perf", help="benchmark generation end to end (traces, checks, Parquet) per task and size"
     )
     perf.add_argument("--task", action="append", help="only this task (repeatable; default all)")
     perf.add_argument("--seconds", type=float, default=2.0,
@@ -24,55 +59,179 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_executor_arguments(perf, "instances/s of Ray tasks generating einstein 5x5 and sat n=20")
     perf.add_argument("--ray-workers", default="1,2", metavar="N,N,...",
                       help="with --executor ray: Ray tasks in flight, one figure each (default 1,2)")
+    perf.add_argument("--workers", type=int, default=1,
+                      help="generate with this many processes; above 1 each size is also run with one, "
+                      "and the table shows the speed-up, the writing process's share of the CPU time "
+                      "and whether the files are byte for byte equal")
+    which = perf.add_mutually_exclusive_group()
+    which.add_argument("--goals", action="store_true",
+                       help="the sizes compared with the PENCIL code, against this package's floors")
+    which.add_argument("--large", action="store_true",
+                       help="large sizes (SAT n=100, QBF n=20, Einstein 8x8, p-hop 8192, addition 128x256)")
+    perf.add_argument("--save", metavar="FILE", help="also write the figures as JSON (a baseline for --compare)")
+    perf.add_argument("--compare", metavar="FILE", help="show the figures next to a baseline saved with --save")
     perf.set_defaults(run=run_perf)
 
 
-def measure(task_name: str, params: Mapping[str, Any], seconds: float) -> dict[str, Any]:
-    """Generate for about ``seconds`` in this process, then replay every trace."""
+def measure(task_name: str, params: Mapping[str, Any], seconds: float, workers: int = 1) -> dict[str, Any]:
+    """Figures for one size, measured in a fresh process (see the module notes)."""
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        return pool.submit(_measure_here, task_name, dict(params), seconds, workers).result()
+
+
+def _measure_here(task_name: str, params: dict[str, Any], seconds: float, workers: int) -> dict[str, Any]:
     spec = Spec(task_name, params, split="train", seed=0)
-    records, started = [], time.perf_counter()
-    for record in generate(spec, 10**9, chunk=1):
-        records.append(record)
-        if time.perf_counter() - started >= seconds and len(records) >= 5:
-            break
-    generation = time.perf_counter() - started
+    with tempfile.TemporaryDirectory(prefix="pencilbench-perf-") as folder:
+        probe, size = Path(folder) / "probe.parquet", 1
+        write_generated(probe, spec, 1)  # warms imports and caches
+        while True:  # a rate from at least a tenth of the time asked for
+            took, _, _ = _timed(write_generated, probe, spec, size)
+            if took >= seconds / 10:
+                break
+            size *= 4
+        count = max(4 * workers, min(10**6, math.ceil(seconds * size / took)))
+        out = Path(folder) / "out.parquet"
+        wall, cpu, own = _timed(write_generated, out, spec, count, workers=workers)
+        row: dict[str, Any] = {"task": task_name, "size": spec.resolve()[1].label(), "workers": workers,
+                               "n": count, "inst/s": count / wall, "inst/cpu-s": count / cpu}
+        if workers > 1:
+            single = Path(folder) / "single.parquet"
+            alone, _, _ = _timed(write_generated, single, spec, count)
+            row["speed-up"] = alone / wall
+            row["writer CPU"] = f"{100 * own / cpu:.0f}%"
+            row["same bytes"] = "yes" if single.read_bytes() == out.read_bytes() else "NO"
+        # High-water mark of generating (reading the file back below would raise it).
+        peak_kib = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+        records = read_records(out)
     traces = [(r["prompt"].split(), r["pencil"].split()) for r in records]
-    started = time.perf_counter()
-    for prompt, pencil in traces:
-        replay(prompt, pencil)
-    replay_time = time.perf_counter() - started
+    replay_time, _, _ = _timed(_replay_all, traces)
     stats = [r["stats"] for r in records]
     cot = [s["prompt_tokens"] + s["cot_tokens"] for s in stats]
-    pencil = [s["pencil_max_context"] for s in stats]
-    return {
-        "task": task_name,
-        "size": spec.resolve()[1].label(),
-        "inst/s": len(records) / generation,
-        "replay tok/s": sum(len(p) for _, p in traces) / replay_time,
+    peak = [s["pencil_max_context"] for s in stats]
+    row.update({
+        "peak MB": peak_kib / 1024,
+        "replay tok/s": sum(len(p) for _, p in traces) / max(replay_time, 1e-9),
         "prompt": sum(s["prompt_tokens"] for s in stats) / len(stats),
         "CoT mean": sum(cot) / len(cot),
         "CoT max": max(cot),
-        "PENCIL peak mean": sum(pencil) / len(pencil),
-        "PENCIL peak max": max(pencil),
-        "n": len(records),
-    }
+        "PENCIL peak mean": sum(peak) / len(peak),
+        "PENCIL peak max": max(peak),
+    })
+    return row
+
+
+def _replay_all(traces: Sequence[tuple[list[str], list[str]]]) -> None:
+    for prompt, pencil in traces:
+        replay(prompt, pencil)
+
+
+def _timed(work: Any, *args: Any, **kwargs: Any) -> tuple[float, float, float]:
+    """Wall seconds of ``work(...)``, CPU seconds of this process and the workers it waited
+    for, and CPU seconds of this process alone."""
+    before, wall = os.times(), time.perf_counter()
+    work(*args, **kwargs)
+    after, wall = os.times(), time.perf_counter() - wall
+    own = after[0] - before[0] + after[1] - before[1]  # user and system
+    cpu = own + after[2] - before[2] + after[3] - before[3]  # and the children's
+    return wall, max(cpu, 1e-9), own
 
 
 def run_perf(args: argparse.Namespace) -> int:
     check_executor(args)
+    if args.seconds <= 0:
+        raise UserError(f"--seconds must be > 0, got {args.seconds}")
+    if args.workers < 1:
+        raise UserError(f"--workers must be >= 1, got {args.workers}")
     if args.executor == "ray":
         from pencilbench.bench.ray_executor import perf_table
 
         print(perf_table(args.ray_workers, args.seconds, args.ray_address))
         return 0
+    baseline = _load_baseline(args.compare) if args.compare else None
     names = args.task or list(TASKS)
     for name in names:
         get_task(name)
+    if args.goals:
+        sizes = [(name, params) for name, params, _, _ in GOALS if name in names]
+    elif args.large:
+        sizes = [(name, params) for name, params in LARGE if name in names]
+    else:
+        sizes = [(name, params) for name in names for params in TASKS[name].benchmark_sizes]
     rows = []
-    for name in names:
-        for params in TASKS[name].benchmark_sizes:
-            rows.append(measure(name, params, args.seconds))
-            print(f"  measured {rows[-1]['task']} {rows[-1]['size']}", flush=True)
-    print("single process; CoT lengths count the prompt; peaks are max live context in tokens")
-    print(format_table(list(rows[0]), [list(row.values()) for row in rows]))
+    for name, params in sizes:
+        rows.append(measure(name, params, args.seconds, args.workers))
+        print(f"  measured {rows[-1]['task']} {rows[-1]['size']}", flush=True)
+    if args.goals:
+        for row, (_, _, pencil, floor) in zip(rows, [g for g in GOALS if g[0] in names], strict=True):
+            row.update(_against_goal(row, pencil, floor))
+    shown = _columns(rows, goals=args.goals, large=args.large)
+    print("per size: a fresh process generating to Parquet with every check; inst/cpu-s is per core; "
+          "CoT lengths count the prompt; peaks are max live context in tokens")
+    print(format_table(shown, [[row.get(column, "") for column in shown] for row in rows]))
+    if baseline is not None:
+        print(f"\nagainst {args.compare}")
+        print(compare_table(baseline, rows))
+    if args.save:
+        _save(args.save, rows)
+        print(f"saved {len(rows)} rows to {args.save}")
     return 0
+
+
+def _against_goal(row: Mapping[str, Any], pencil: float | None, floor: str) -> dict[str, Any]:
+    per_core = row["inst/cpu-s"]
+    if pencil is None:
+        return {"PENCIL inst/s": "-", "x PENCIL": "-", "floor": f"{int(floor):,} inst/s",
+                "met": "yes" if per_core >= int(floor) else "no"}
+    times = float(floor.rstrip("x"))
+    return {"PENCIL inst/s": pencil, "x PENCIL": per_core / pencil, "floor": floor,
+            "met": "yes" if per_core >= times * pencil else "no"}
+
+
+def _columns(rows: Sequence[Mapping[str, Any]], *, goals: bool, large: bool) -> list[str]:
+    columns = ["task", "size", "workers", "n", "inst/s", "inst/cpu-s"]
+    if any("speed-up" in row for row in rows):
+        columns += ["speed-up", "writer CPU", "same bytes"]
+    if goals:
+        return columns + ["PENCIL inst/s", "x PENCIL", "floor", "met", "peak MB"]
+    columns.append("peak MB")
+    if large:
+        return columns + ["PENCIL peak max"]
+    return columns + ["replay tok/s", "prompt", "CoT mean", "CoT max", "PENCIL peak mean", "PENCIL peak max"]
+
+
+def _save(path: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    document = {"format": "pencilbench-perf-1", "cpus": os.cpu_count(), "rows": list(rows)}
+    try:
+        Path(path).write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+    except OSError as error:
+        raise UserError(f"{path}: cannot write ({error.strerror})") from None
+
+
+def _load_baseline(path: str) -> list[dict[str, Any]]:
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise UserError(f"{path}: cannot read ({error.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"{path}: not a JSON file") from None
+    rows = document.get("rows") if isinstance(document, dict) else None
+    if (not isinstance(rows, list)
+            or not all(isinstance(row, dict) and {"task", "size", "workers"} <= set(row) for row in rows)):
+        raise UserError(f"{path}: not a baseline written by `pencilbench perf --save`")
+    return rows
+
+
+def compare_table(baseline: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]]) -> str:
+    """Each current figure next to the baseline's for the same task, size and workers."""
+    before = {(row["task"], row["size"], row["workers"]): row for row in baseline}
+    table = []
+    for row in rows:
+        old = before.get((row["task"], row["size"], row["workers"]))
+        for figure in KEY_FIGURES:
+            was = old.get(figure) if old else None
+            if not isinstance(was, int | float):
+                table.append([row["task"], row["size"], row["workers"], figure, "-", row[figure], "-"])
+                continue
+            table.append([row["task"], row["size"], row["workers"], figure, float(was), row[figure],
+                          f"{row[figure] / was:.2f}x" if was else "-"])
+    return format_table(["task", "size", "workers", "figure", "baseline", "now", "now/baseline"], table)
