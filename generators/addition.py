@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from pencilbench.generators.answers import one_answer, single
 from pencilbench.generators.pencil import CALL, SPECIAL_TOKENS, TraceWriter
-from pencilbench.generators.task import Task, TaskParams, Trace, knob
+from pencilbench.generators.task import Keep, Task, TaskParams, Trace, knob
 
 DIGITS = tuple("0123456789")
 
@@ -52,7 +52,9 @@ class Addition(Task):
         {"operands": 2, "digits": 200},
     )
 
-    def sample(self, params: AdditionParams, rng: np.random.Generator, stratum: float) -> dict[str, Any]:
+    def sample(self, params: AdditionParams, rng: np.random.Generator, stratum: float,
+               keep: Keep | None = None) -> dict[str, Any]:
+        # One cheap draw: the dataset applies ``keep`` to it.
         table = rng.integers(0, 10, size=(params.operands, params.digits))
         return {"operands": ["".join(map(str, row)) for row in table.tolist()]}
 

@@ -59,9 +59,14 @@ def draw_problem(task: Task, params: TaskParams, split: str, seed: int, index: i
     """Problem ``index`` of the stream; it always belongs to ``split`` (see ``seeding``)."""
     key = params.key()
     place = stratum(task.name, key, split, seed, index)
-    for attempt in range(MAX_ATTEMPTS):
-        problem = task.sample(params, item_rng(task.name, key, split, seed, index, attempt), place)
-        if home_split(problem) == split:
+    rng = item_rng(task.name, key, split, seed, index)
+
+    def keep(part: Mapping[str, Any]) -> bool:
+        return home_split(part) == split
+
+    for _ in range(MAX_ATTEMPTS):
+        problem = task.sample(params, rng, place, keep)
+        if keep(task.split_part(problem)):
             return problem
     raise ValueError(
         f"{task.name} at {params.label()} has too few distinct problems to fill split {split!r}"

@@ -49,7 +49,7 @@ import numpy as np
 from pencilbench.generators.answers import HedgedAnswer, one_answer
 from pencilbench.generators.einstein_catalogue import CATEGORIES, CATEGORY_OF, clue_sentence, display_aliases, person
 from pencilbench.generators.pencil import SPECIAL_TOKENS, TraceWriter
-from pencilbench.generators.task import Task, TaskParams, Trace, knob
+from pencilbench.generators.task import Keep, Task, TaskParams, Trace, knob
 
 KINDS = ("same", "not_same", "left", "right", "next_to", "left_of", "right_of", "at", "not_at")
 # Kinds that fix positions up to mirroring; without one of them no puzzle is ever unique.
@@ -391,28 +391,40 @@ class Einstein(Task):
     quickstart_sizes = ({"houses": 3, "attributes": 3}, {"houses": 4, "attributes": 4})
     benchmark_sizes = tuple({"houses": n, "attributes": n} for n in (3, 4, 5, 6, 7))
 
-    def sample(self, params: EinsteinParams, rng: np.random.Generator, stratum: float) -> dict[str, Any]:
+    def sample(self, params: EinsteinParams, rng: np.random.Generator, stratum: float,
+               keep: Keep | None = None) -> dict[str, Any]:
         # A stdlib generator seeded from the item's stream: same bytes, far cheaper draws.
         r = random.Random(int(rng.integers(2**63)))
         n, m = params.houses, params.attributes
-        names = sorted(r.sample(list(CATEGORIES), m), key=list(CATEGORIES).index)
-        values = {name: sorted(r.sample(CATEGORIES[name], n), key=CATEGORIES[name].index) for name in names}
-        # grid[a][h]: index (a * n + position) of the value of attribute a in house h
-        grid = [[a * n + i for i in r.sample(range(n), n)] for a in range(m)]
+        while True:  # the split part first: the clue search is the costly work
+            names = sorted(r.sample(list(CATEGORIES), m), key=list(CATEGORIES).index)
+            values = {name: sorted(r.sample(CATEGORIES[name], n), key=CATEGORIES[name].index) for name in names}
+            # grid[a][h]: index (a * n + position) of the value of attribute a in house h
+            grid = [[a * n + i for i in r.sample(range(n), n)] for a in range(m)]
+            flat = [value for name in names for value in values[name]]
+            question: dict[str, Any] = {"ask": GRID}
+            if params.question == "owner":
+                ask, given = r.sample(names, 2)
+                question = {"ask": ask, "given": [given, r.choice(values[given])]}
+            part = {"houses": n, "attributes": values, "question": question,
+                    "solution": {name: [flat[grid[a][h]] for h in range(n)] for a, name in enumerate(names)}}
+            if keep is None or keep(part):
+                break
         clues = self._clues(params, r, grid)
         r.shuffle(clues)
-        flat = [value for name in names for value in values[name]]
-        problem: dict[str, Any] = {
+        return {
             "houses": n,
             "attributes": values,
             "clues": [_clue_object(code, flat[x], flat[y], bit) for code, x, y, bit in clues],
-            "question": {"ask": GRID},
-            "solution": {name: [flat[grid[a][h]] for h in range(n)] for a, name in enumerate(names)},
+            "question": question,
+            "solution": part["solution"],
         }
-        if params.question == "owner":
-            ask, given = r.sample(names, 2)
-            problem["question"] = {"ask": ask, "given": [given, r.choice(values[given])]}
-        return problem
+
+    def split_part(self, problem: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Everything but the clues: the puzzle's solution and question decide its split, so
+        a draw is kept or thrown away before its clues are searched, and no solution with
+        its question appears in two splits, whatever the clues."""
+        return {name: problem[name] for name in ("houses", "attributes", "question", "solution")}
 
     def _clues(self, params: EinsteinParams, r: random.Random, grid: list[list[int]]) -> list[Clue]:
         n, m = params.houses, params.attributes

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from pencilbench.generators.answers import one_answer, single
 from pencilbench.generators.pencil import SPECIAL_TOKENS, TraceWriter
-from pencilbench.generators.task import Task, TaskParams, Trace, knob
+from pencilbench.generators.task import Keep, Task, TaskParams, Trace, knob
 
 SYMBOLS = tuple("abcdefghijklmnopqrstuvwxyz")
 QUERY = "?"
@@ -53,7 +53,9 @@ class Phop(Task):
         {"length": 4096, "hops": 64},
     )
 
-    def sample(self, params: PhopParams, rng: np.random.Generator, stratum: float) -> dict[str, Any]:
+    def sample(self, params: PhopParams, rng: np.random.Generator, stratum: float,
+               keep: Keep | None = None) -> dict[str, Any]:
+        # One cheap draw: the dataset applies ``keep`` to it.
         n, p, a = params.length, params.hops, params.alphabet
         gaps = rng.geometric(1.0 / a, size=p)
         if gaps.sum() > n - 2:

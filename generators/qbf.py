@@ -39,12 +39,13 @@ import numpy as np
 from pencilbench.generators.answers import one_answer, single
 from pencilbench.generators.pencil import SPECIAL_TOKENS, TraceWriter
 from pencilbench.generators.sat import clause_lines, clause_tokens, false_masks
-from pencilbench.generators.task import Task, TaskParams, Trace, knob
+from pencilbench.generators.task import Keep, Task, TaskParams, Trace, knob
 
 TRUE, FALSE, QUERY = "True", "False", "?"
 QUANTIFIER_TOKENS = {"e": "E", "a": "A"}
 WIDTH = 3
 MAX_DRAWS = 5000  # formulas drawn for one label before the size is declared unworkable
+BATCH = 8  # formulas drawn per round of numpy calls
 
 
 @dataclass(frozen=True)
@@ -72,34 +73,50 @@ class QbfParams(TaskParams):
         return cls(variables=n, ratio=len(problem["clauses"]) / max(n, 1), prefix="blocks", blocks=max(blocks, 1))
 
 
-def draw_prefix(params: QbfParams, rng: np.random.Generator) -> list[list[Any]]:
-    """The quantifier of each variable 1..n, in prefix order; at least one is existential."""
+def draw_universal(params: QbfParams, rng: np.random.Generator, formulas: int) -> np.ndarray:
+    """Which variables 1..n are universal, one row per formula (prefix order is 1..n); every
+    row keeps at least one existential variable."""
     n = params.variables
     if params.prefix == "blocks":
-        first = int(rng.integers(2))
         sizes = [n // params.blocks + (b < n % params.blocks) for b in range(params.blocks)]
-        kinds = [q for b, size in enumerate(sizes) for q in ["ea"[(b + first) % 2]] * size]
-        if "e" not in kinds:  # a single universal block
-            kinds = ["e"] * n
-    else:
-        kinds = ["e" if bit else "a" for bit in rng.integers(0, 2, size=n).tolist()]
-        if "e" not in kinds:
-            kinds[int(rng.integers(n))] = "e"
-    return [[kind, var] for var, kind in enumerate(kinds, start=1)]
+        block = np.repeat(np.arange(params.blocks), sizes)
+        first = rng.integers(0, 2, size=(formulas, 1))
+        universal = (block[None, :] + first) % 2 == 1
+        if params.blocks == 1:  # a single universal block
+            universal[:] = False
+        return universal
+    universal = rng.integers(0, 2, size=(formulas, n)) == 0
+    rescue = rng.integers(0, n, size=formulas)
+    for f in np.flatnonzero(universal.all(axis=1)).tolist():
+        universal[f, rescue[f]] = False
+    return universal
 
 
-def draw_matrix(rng: np.random.Generator, universal: np.ndarray, count: int) -> list[list[int]]:
-    """``count`` clauses of three distinct variables with random signs; a clause whose
-    variables are all universal is drawn again. ``universal[v - 1]`` marks variable v."""
-    n = len(universal)
-    rows = np.empty((0, WIDTH), dtype=np.int64)
-    while len(rows) < count:
-        chosen = np.argsort(rng.random((count, n)), axis=1)[:, :WIDTH]
-        chosen = chosen[~universal[chosen].all(axis=1)]
-        rows = np.concatenate((rows, chosen))[:count]
-    rows = np.sort(rows, axis=1) + 1
-    signs = rng.integers(0, 2, size=rows.shape) * 2 - 1
-    return (rows * signs).tolist()
+def draw_formulas(params: QbfParams, rng: np.random.Generator,
+                  formulas: int) -> list[tuple[list[list[Any]], list[list[int]]]]:
+    """``formulas`` (prefix, clauses) pairs, drawn with a few numpy calls for all of them.
+
+    Each clause has three distinct variables with random signs; a clause whose variables are
+    all universal is drawn again (from spare rows drawn with the batch, then row by row).
+    """
+    n, count = params.variables, params.clauses()
+    universal = draw_universal(params, rng, formulas)
+    spare = count + count // 2 + 2
+    rows = np.argsort(rng.random((formulas, spare, n)), axis=2)[:, :, :WIDTH]
+    signs = rng.integers(0, 2, size=(formulas, spare, WIDTH)) * 2 - 1
+    keep = ~np.take_along_axis(universal[:, None, :], rows, axis=2).all(axis=2)
+    drawn = []
+    for f in range(formulas):
+        chosen, chosen_signs = rows[f][keep[f]][:count], signs[f][keep[f]][:count]
+        while len(chosen) < count:
+            row = np.argsort(rng.random(n))[:WIDTH]
+            if not universal[f, row].all():
+                chosen = np.concatenate((chosen, row[None, :]))
+                chosen_signs = np.concatenate((chosen_signs, rng.integers(0, 2, size=(1, WIDTH)) * 2 - 1))
+        clauses = ((np.sort(chosen, axis=1) + 1) * chosen_signs).tolist()
+        prefix = [["a" if flag else "e", var] for var, flag in enumerate(universal[f].tolist(), start=1)]
+        drawn.append((prefix, clauses))
+    return drawn
 
 
 def decided_by_propagation(prefix: Sequence[Sequence[Any]], clauses: Sequence[Sequence[int]]) -> bool:
@@ -225,16 +242,18 @@ class Qbf(Task):
     quickstart_sizes = ({"variables": 4}, {"variables": 6})
     benchmark_sizes = tuple({"variables": n} for n in range(3, 15))
 
-    def sample(self, params: QbfParams, rng: np.random.Generator, stratum: float) -> dict[str, Any]:
-        n, count = params.variables, params.clauses()
+    def sample(self, params: QbfParams, rng: np.random.Generator, stratum: float,
+               keep: Keep | None = None) -> dict[str, Any]:
+        n = params.variables
         want = stratum < params.target
-        for _ in range(MAX_DRAWS):
-            prefix = draw_prefix(params, rng)
-            universal = np.array([kind == "a" for kind, _ in prefix])
-            clauses = draw_matrix(rng, universal, count)
-            # The cheap exact label first; the search-free check only on a match.
-            if truth_by_elimination(n, prefix, clauses) == want and not decided_by_propagation(prefix, clauses):
-                return {"num_vars": n, "prefix": prefix, "clauses": clauses}
+        for _ in range(MAX_DRAWS // BATCH):
+            for prefix, clauses in draw_formulas(params, rng, BATCH):
+                # Cheapest first: the exact label, the split, then the search-free check.
+                if truth_by_elimination(n, prefix, clauses) != want:
+                    continue
+                problem = {"num_vars": n, "prefix": prefix, "clauses": clauses}
+                if (keep is None or keep(problem)) and not decided_by_propagation(prefix, clauses):
+                    return problem
         kind = "true" if want else "false"
         raise ValueError(f"qbf at {params.label()}: no {kind} formula that needs search in {MAX_DRAWS} "
                          "draws; change ratio, or move target away from 0 and 1")

@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 from pencilbench.generators.answers import HedgedAnswer, one_answer
 from pencilbench.generators.pencil import SPECIAL_TOKENS, TraceWriter
-from pencilbench.generators.task import Task, TaskParams, Trace, knob
+from pencilbench.generators.task import Keep, Task, TaskParams, Trace, knob
 from pysat.solvers import Solver
 
 SAT, UNSAT, CONFLICT, QUERY = "SAT", "UNSAT", "conflict", "?"
@@ -244,10 +244,12 @@ def forced_values(variables: int, clauses: Sequence[Sequence[int]],
     return forced
 
 
-def paired_formula(params: SatParams, rng: np.random.Generator, satisfiable: bool) -> list[list[int]]:
+def paired_formula(params: SatParams, rng: np.random.Generator, satisfiable: bool,
+                   keep: Keep | None = None) -> list[list[int]]:
     """One twin of an SR(n)-style pair (see the module notes): m random clauses whose last one
     is the first to make the formula unsatisfiable; negating one of its literals gives the
-    satisfiable twin. Clause order is shuffled."""
+    satisfiable twin. Clause order is shuffled. A twin whose problem ``keep`` rejects is
+    passed over for the next draw."""
     n, width, count = params.variables, params.width, params.clauses()
     for _ in range(MAX_DRAWS // BATCH):
         for clauses in draw_formulas(rng, n, width, count, BATCH):
@@ -261,7 +263,9 @@ def paired_formula(params: SatParams, rng: np.random.Generator, satisfiable: boo
                 flip = int(rng.integers(width))
                 last[flip] = -last[flip]
             formula = [*head, last]
-            return [formula[i] for i in rng.permutation(count).tolist()]
+            shuffled = [formula[i] for i in rng.permutation(count).tolist()]
+            if keep is None or keep({"num_vars": n, "clauses": shuffled}):
+                return shuffled
     raise ValueError(f"sat at {params.label()}: no unsatisfiable formula whose last clause decides it in "
                      f"{MAX_DRAWS} draws; move ratio towards 4.3 or use sampling=independent")
 
@@ -392,10 +396,11 @@ class Sat(Task):
     quickstart_sizes = ({"variables": 5}, {"variables": 8})
     benchmark_sizes = ({"variables": 5}, {"variables": 10}, {"variables": 20}, {"variables": 40})
 
-    def sample(self, params: SatParams, rng: np.random.Generator, stratum: float) -> dict[str, Any]:
+    def sample(self, params: SatParams, rng: np.random.Generator, stratum: float,
+               keep: Keep | None = None) -> dict[str, Any]:
         want = stratum < params.target
         if params.sampling == "paired":
-            return {"num_vars": params.variables, "clauses": paired_formula(params, rng, want)}
+            return {"num_vars": params.variables, "clauses": paired_formula(params, rng, want, keep)}
         n, count = params.variables, params.clauses()
         for _ in range(MAX_DRAWS // BATCH):
             for clauses in draw_formulas(rng, n, params.width, count, BATCH):
@@ -403,7 +408,7 @@ class Sat(Task):
                     satisfiable = enumerated_verdict(n, clauses)
                 else:
                     satisfiable = python_sat_verdict(clauses)
-                if satisfiable == want:
+                if satisfiable == want and (keep is None or keep({"num_vars": n, "clauses": clauses})):
                     return {"num_vars": n, "clauses": clauses}
         kind = "satisfiable" if want else "unsatisfiable"
         raise ValueError(f"sat at {params.label()}: no {kind} formula in {MAX_DRAWS} draws; "

@@ -6,7 +6,7 @@ import dataclasses
 import functools
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -121,6 +121,10 @@ class Trace:
     stats: Mapping[str, Any] = field(default_factory=dict)
 
 
+# A test on a problem's split part: whether the item may keep it.
+Keep = Callable[[Mapping[str, Any]], bool]
+
+
 class Task(ABC):
     """One reasoning task. Instances are pure functions of ``(params, rng)``.
 
@@ -137,14 +141,26 @@ class Task(ABC):
     benchmark_sizes: ClassVar[tuple[Mapping[str, Any], ...]]
 
     @abstractmethod
-    def sample(self, params: TaskParams, rng: np.random.Generator, stratum: float) -> dict[str, Any]:
+    def sample(self, params: TaskParams, rng: np.random.Generator, stratum: float,
+               keep: Keep | None = None) -> dict[str, Any]:
         """Draw one problem.
 
         ``stratum`` is this item's point in a low-discrepancy sequence over the indices of
         its stream, in [0, 1). A task with a label (satisfiable or not, true or false)
         takes it from ``stratum < target`` rather than from ``rng``, so the label shares of
         any run of consecutive items are within a couple of items of the target.
+
+        ``keep`` is the test the dataset applies to the result's :meth:`split_part` (its
+        home split is the item's split). A task that draws candidates in a loop, or whose
+        split part is known before its costly work, applies it there, so that a candidate
+        bound to be thrown away costs no more; the result must still pass it (it is
+        checked again).
         """
+
+    def split_part(self, problem: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The part of a problem that decides its home split (by default all of it). Equal
+        problems have equal parts, so splits never share a problem."""
+        return problem
 
     @abstractmethod
     def prompt(self, params: TaskParams, problem: Mapping[str, Any]) -> list[str]:

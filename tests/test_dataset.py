@@ -188,3 +188,47 @@ def test_an_unwritable_segments_file_leaves_no_records_file(tmp_path):
         write_generated(tmp_path / "out.parquet", Spec("phop", {"length": 16, "hops": 2}), 10,
                         segments_path=tmp_path / "plain" / "cut.jsonl")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["plain"]
+
+
+@pytest.mark.parametrize(("task", "params"), [("sat", {"variables": 6}), ("qbf", {"variables": 5}),
+                                               ("einstein", {"houses": 3, "attributes": 3})])
+def test_tasks_that_draw_candidates_test_the_split_on_them(task, params, monkeypatch):
+    # The split is tested on each candidate inside the task, so an item samples once; a
+    # task that drew a whole labelled problem first would be sampled about three times.
+    owner = type(get_task(task))
+    calls = []
+    original = owner.sample
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(owner, "sample", counted)
+    for split in SPLITS:
+        records = list(generate(Spec(task, params, split, 3), 20))
+        assert all(home_split(get_task(task).split_part(r["problem"])) == split for r in records)
+    assert len(calls) == 3 * 20
+
+
+def test_einstein_splits_own_solutions_whatever_the_clues():
+    # Einstein's home split comes from everything but the clues (drawn last, at length), so
+    # no solution with its question is in two splits; two houses and attributes keep it small.
+    task = get_task("einstein")
+    owners: dict[str, set[str]] = {}
+    for split in SPLITS:
+        for record in generate(Spec("einstein", {"houses": 2, "attributes": 2}, split, 0), 150):
+            part = task.split_part(record["problem"])
+            assert "clues" not in part and home_split(part) == split
+            owners.setdefault(problem_hash(part), set()).add(split)
+    assert all(len(splits) == 1 for splits in owners.values())
+
+
+def test_generation_in_threads_gives_the_same_records():
+    # Item generators are per thread: two threads generating at once do not share a stream.
+    from concurrent.futures import ThreadPoolExecutor
+
+    specs = [Spec("phop", {"length": 64, "hops": 8}, "train", seed) for seed in (1, 2, 3, 4)]
+    alone = [list(generate(spec, 200)) for spec in specs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(lambda spec: list(generate(spec, 200)), specs))
+    assert together == alone
