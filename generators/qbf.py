@@ -45,7 +45,7 @@ TRUE, FALSE, QUERY = "True", "False", "?"
 QUANTIFIER_TOKENS = {"e": "E", "a": "A"}
 WIDTH = 3
 MAX_DRAWS = 5000  # formulas drawn for one label before the size is declared unworkable
-BATCH = 8  # formulas drawn per round of numpy calls
+BATCH = 16  # formulas drawn per round of numpy calls
 
 
 @dataclass(frozen=True)
@@ -97,26 +97,25 @@ def draw_formulas(params: QbfParams, rng: np.random.Generator,
     """``formulas`` (prefix, clauses) pairs, drawn with a few numpy calls for all of them.
 
     Each clause has three distinct variables with random signs; a clause whose variables are
-    all universal is drawn again (from spare rows drawn with the batch, then row by row).
+    all universal is drawn again: rows are drawn in rounds, each formula taking its usable
+    rows in order, until every formula has its clauses.
     """
     n, count = params.variables, params.clauses()
     universal = draw_universal(params, rng, formulas)
-    spare = count + count // 2 + 2
-    rows = np.argsort(rng.random((formulas, spare, n)), axis=2)[:, :, :WIDTH]
-    signs = rng.integers(0, 2, size=(formulas, spare, WIDTH)) * 2 - 1
-    keep = ~np.take_along_axis(universal[:, None, :], rows, axis=2).all(axis=2)
-    drawn = []
-    for f in range(formulas):
-        chosen, chosen_signs = rows[f][keep[f]][:count], signs[f][keep[f]][:count]
-        while len(chosen) < count:
-            row = np.argsort(rng.random(n))[:WIDTH]
-            if not universal[f, row].all():
-                chosen = np.concatenate((chosen, row[None, :]))
-                chosen_signs = np.concatenate((chosen_signs, rng.integers(0, 2, size=(1, WIDTH)) * 2 - 1))
-        clauses = ((np.sort(chosen, axis=1) + 1) * chosen_signs).tolist()
-        prefix = [["a" if flag else "e", var] for var, flag in enumerate(universal[f].tolist(), start=1)]
-        drawn.append((prefix, clauses))
-    return drawn
+    matrices: list[list[list[int]]] = [[] for _ in range(formulas)]
+    short = list(range(formulas))
+    while short:
+        rows = np.argsort(rng.random((len(short), count + 2, n)), axis=2)[:, :, :WIDTH]
+        signs = rng.integers(0, 2, size=rows.shape) * 2 - 1
+        usable = ~np.take_along_axis(universal[short][:, None, :], rows, axis=2).all(axis=2)
+        literals = (np.sort(rows, axis=2) + 1) * signs
+        for row, f in enumerate(short):
+            clauses = matrices[f]
+            clauses += literals[row][usable[row]][: count - len(clauses)].tolist()
+        short = [f for f in short if len(matrices[f]) < count]
+    prefixes = [[["a" if flag else "e", var] for var, flag in enumerate(flags, start=1)]
+                for flags in universal.tolist()]
+    return list(zip(prefixes, matrices, strict=True))
 
 
 def decided_by_propagation(prefix: Sequence[Sequence[Any]], clauses: Sequence[Sequence[int]]) -> bool:

@@ -9,6 +9,7 @@ import pytest
 from live_policy import assert_policy_reproduces
 from pencilbench.generators.dataset import Spec, generate, trace_problems
 from pencilbench.generators.pencil import ANSWER, CALL, RETURN, SEP
+from pencilbench.generators.qbf import draw_formulas
 from pencilbench.generators.registry import get_task
 from pencilbench.solvers import qbf as oracle
 from pencilbench.solvers.registry import check_answer
@@ -230,3 +231,25 @@ def test_gold_answers_agree_with_pyqbf_when_installed():
             for kind, var in record["problem"]["prefix"]:
                 (formula.exists if kind == "e" else formula.forall)(var)
             assert solve(formula) == (record["answer"] == "True"), record["id"]
+
+
+@pytest.mark.parametrize("params", [{"variables": 5}, {"variables": 10, "ratio": 2.0},
+                                    {"variables": 6, "prefix": "blocks", "blocks": 1},
+                                    {"variables": 7, "prefix": "blocks", "blocks": 3}])
+def test_drawn_formulas_keep_the_clause_rules_before_any_filter(params):
+    size = TASK.params(params)
+    drawn = draw_formulas(size, np.random.default_rng(5), 400)
+    assert drawn == draw_formulas(size, np.random.default_rng(5), 400)
+    literals = []
+    for prefix, clauses in drawn:
+        assert [var for _, var in prefix] == list(range(1, size.variables + 1))
+        existential = {var for kind, var in prefix if kind == "e"}
+        assert existential, prefix
+        assert len(clauses) == size.clauses()
+        for clause in clauses:
+            variables = [abs(lit) for lit in clause]
+            assert variables == sorted(set(variables)) and len(variables) == 3
+            assert existential & set(variables), (prefix, clause)
+            assert all(1 <= var <= size.variables for var in variables)
+        literals += [lit for clause in clauses for lit in clause]
+    assert 0.45 < sum(lit > 0 for lit in literals) / len(literals) < 0.55
