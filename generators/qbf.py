@@ -247,11 +247,10 @@ class Qbf(Task):
         want = stratum < params.target
         for _ in range(MAX_DRAWS // BATCH):
             for prefix, clauses in draw_formulas(params, rng, BATCH):
-                # Cheapest first: the exact label, the split, then the search-free check.
-                if truth_by_elimination(n, prefix, clauses) != want:
-                    continue
+                # Cheapest first: the split (one hash), the exact label, the search-free check.
                 problem = {"num_vars": n, "prefix": prefix, "clauses": clauses}
-                if (keep is None or keep(problem)) and not decided_by_propagation(prefix, clauses):
+                if (keep is None or keep(problem)) and truth_by_elimination(n, prefix, clauses) == want \
+                        and not decided_by_propagation(prefix, clauses):
                     return problem
         kind = "true" if want else "false"
         raise ValueError(f"qbf at {params.label()}: no {kind} formula that needs search in {MAX_DRAWS} "

@@ -404,12 +404,15 @@ class Sat(Task):
         n, count = params.variables, params.clauses()
         for _ in range(MAX_DRAWS // BATCH):
             for clauses in draw_formulas(rng, n, params.width, count, BATCH):
+                problem = {"num_vars": n, "clauses": clauses}
+                if keep is not None and not keep(problem):  # one hash, before the label
+                    continue
                 if n <= ENUMERATE_UP_TO:
                     satisfiable = enumerated_verdict(n, clauses)
                 else:
                     satisfiable = python_sat_verdict(clauses)
-                if satisfiable == want and (keep is None or keep({"num_vars": n, "clauses": clauses})):
-                    return {"num_vars": n, "clauses": clauses}
+                if satisfiable == want:
+                    return problem
         kind = "satisfiable" if want else "unsatisfiable"
         raise ValueError(f"sat at {params.label()}: no {kind} formula in {MAX_DRAWS} draws; "
                          "move ratio towards 4.3 or target away from 0 and 1")
