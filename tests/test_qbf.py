@@ -253,3 +253,21 @@ def test_drawn_formulas_keep_the_clause_rules_before_any_filter(params):
             assert all(1 <= var <= size.variables for var in variables)
         literals += [lit for clause in clauses for lit in clause]
     assert 0.45 < sum(lit > 0 for lit in literals) / len(literals) < 0.55
+
+
+def test_only_formulas_of_the_items_split_are_labelled(monkeypatch):
+    # The split costs one hash, the exact label a pass over every assignment: a candidate of
+    # another split is passed over before it is labelled.
+    import pencilbench.generators.qbf as qbf_module
+    from pencilbench.generators.seeding import home_split
+
+    labelled = []
+    original = qbf_module.truth_by_elimination
+
+    def recording(num_vars, prefix, clauses):
+        labelled.append(home_split({"num_vars": num_vars, "prefix": prefix, "clauses": clauses}))
+        return original(num_vars, prefix, clauses)
+
+    monkeypatch.setattr(qbf_module, "truth_by_elimination", recording)
+    list(generate(Spec("qbf", {"variables": 6}, "validation", 2), 30))
+    assert len(labelled) > 30 and set(labelled) == {"validation"}
