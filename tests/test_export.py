@@ -117,3 +117,16 @@ def test_export_commands_write_and_report(files, tmp_path):
     assert run.returncode == 0, run.stderr
     assert json.dumps("{{input}}") in (tmp_path / "lm" / "pencilbench_sat_variables5.yaml").read_text()
     assert not any(p.name.endswith(".partial") for p in tmp_path.iterdir())
+
+
+def test_export_takes_a_named_suite(tmp_path):
+    run = cli("export", "hf", str(tmp_path / "hf"), "--suite", "smoke")
+    assert run.returncode == 0, run.stderr
+    assert "wrote 5 config(s) with 25 instances" in run.stdout
+    run = cli("export", "lm-eval", "--suite", "smoke", "--out", str(tmp_path / "lm"))
+    assert run.returncode == 0, run.stderr
+    assert len(list((tmp_path / "lm").glob("pencilbench_*.yaml"))) == 5
+    run = cli("export", "hf", str(tmp_path / "x"), "--suite", "no-such-suite")
+    assert run.returncode == 2 and "unknown suite" in run.stderr and run.stderr.count("\n") == 1
+    run = cli("export", "hf", str(tmp_path / "y"), "--suite", "smoke", "--data", "a.jsonl")
+    assert run.returncode == 2 and "not allowed with" in run.stderr

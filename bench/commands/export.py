@@ -1,10 +1,10 @@
 """``pencilbench export``: datasets in the formats other tools load.
 
-- ``export lm-eval --data FILE... --out DIR``: one lm-evaluation-harness task per task and
+- ``export lm-eval --data FILE... | --suite NAME --out DIR``: one lm-evaluation-harness task per task and
   size (``generate_until`` on the instruct prompt, ``exact_match`` after a filter that scores
   each response with the pencilbench oracle), all tagged ``pencilbench``, for
   ``lm_eval --include_path DIR --tasks pencilbench``.
-- ``export hf DIR --data FILE...``: a Hugging Face dataset folder, one config per task and
+- ``export hf DIR --data FILE... | --suite NAME``: a Hugging Face dataset folder, one config per task and
   size with a Parquet file per split, and a dataset card (``README.md`` with YAML metadata).
 
 Every record is re-verified (trace invariants and oracle) before anything is written, and the
@@ -30,9 +30,10 @@ from pencilbench.bench.commands.data import summary_table
 from pencilbench.bench.errors import UserError
 from pencilbench.bench.harness import INSTRUCT_MAX_TOKENS
 from pencilbench.bench.prompts import instruct_prompt
+from pencilbench.bench.suites import load_suite
 from pencilbench.bench.verify import SizeSummary, summarize
 from pencilbench.generators import __version__
-from pencilbench.generators.dataset import FIELDS
+from pencilbench.generators.dataset import FIELDS, generate
 from pencilbench.generators.export import RECORD_SCHEMA, read_records, record_row, write_records
 from pencilbench.generators.registry import get_task
 from pencilbench.generators.seeding import SPLITS, stable_id
@@ -48,7 +49,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     targets = export.add_subparsers(dest="target", metavar="TARGET", required=True)
 
     lm = targets.add_parser("lm-eval", help="lm-evaluation-harness tasks (generate_until, oracle-scored)")
-    lm.add_argument("--data", nargs="+", required=True, metavar="FILE", help="datasets (.jsonl or .parquet)")
+    _add_source(lm)
     lm.add_argument("--out", required=True, metavar="DIR", help="a new folder for the task YAML and data")
     lm.add_argument("--mode", choices=LM_EVAL_MODES, default="cot",
                     help="prompt: the question alone (direct) or with a worked example (cot, default)")
@@ -56,22 +57,42 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     hf = targets.add_parser("hf", help="a Hugging Face dataset folder: Parquet per config and split, and a card")
     hf.add_argument("out", metavar="DIR", help="a new folder")
-    hf.add_argument("--data", nargs="+", required=True, metavar="FILE", help="datasets (.jsonl or .parquet)")
+    _add_source(hf)
     hf.set_defaults(run=run_hf)
+
+
+def _add_source(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", nargs="+", metavar="FILE", help="datasets (.jsonl or .parquet)")
+    source.add_argument("--suite", metavar="NAME",
+                        help="a named suite (pencilbench suites), generated as pencilbench run would")
+
+
+def source_records(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[SizeSummary]]:
+    """The verified records ``--data`` or ``--suite`` names."""
+    if args.suite is None:
+        return load_checked(args.data)
+    suite = load_suite(args.suite)
+    return check_records([(suite.label, record) for spec in suite.specs() for record in generate(spec, suite.count)])
 
 
 def load_checked(paths: Sequence[str]) -> tuple[list[dict[str, Any]], list[SizeSummary]]:
     """Every record of ``paths``, verified; ``UserError`` on duplicates or a failed record."""
+    return check_records([(str(path), record) for path in paths for record in read_records(path)])
+
+
+def check_records(sourced: Sequence[tuple[str, dict[str, Any]]]) -> tuple[list[dict[str, Any]], list[SizeSummary]]:
+    """The records (each with where it came from), verified; ``UserError`` on duplicates or
+    a failed record."""
     records: list[dict[str, Any]] = []
     seen: dict[str, str] = {}
-    for path in paths:
-        for record in read_records(path):
-            if record["id"] in seen:
-                raise UserError(f"record {record['id']} is in {seen[record['id']]} and again in {path}")
-            seen[record["id"]] = path
-            records.append(record)
+    for path, record in sourced:
+        if record["id"] in seen:
+            raise UserError(f"record {record['id']} is in {seen[record['id']]} and again in {path}")
+        seen[record["id"]] = path
+        records.append(record)
     if not records:
-        raise UserError("no records in " + ", ".join(paths))
+        raise UserError("no records to export")
     summaries, failures = summarize(records)
     if failures:
         record_id, problem = failures[0]
@@ -214,7 +235,7 @@ def export_lm_eval(records: Sequence[Mapping[str, Any]], out: str | Path, mode: 
 
 
 def run_lm_eval(args: argparse.Namespace) -> int:
-    records, _ = load_checked(args.data)
+    records, _ = source_records(args)
     tasks = export_lm_eval(records, args.out, args.mode)
     print(f"wrote {len(tasks)} lm-eval task(s) with {len(records)} instances to {args.out}: "
           f"lm_eval --include_path {args.out} --tasks pencilbench")
@@ -350,7 +371,7 @@ def export_hf(records: Sequence[Mapping[str, Any]], summaries: Sequence[SizeSumm
 
 
 def run_hf(args: argparse.Namespace) -> int:
-    records, summaries = load_checked(args.data)
+    records, summaries = source_records(args)
     configs = export_hf(records, summaries, args.out)
     print(f"wrote {len(configs)} config(s) with {len(records)} instances to {args.out}: {', '.join(configs)}")
     return 0
