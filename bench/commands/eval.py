@@ -347,14 +347,18 @@ def run_eval(args: argparse.Namespace, bar: tqdm | None = None) -> int:
 
 
 def evaluate_modes(data: Path, run_dir: Path, models: Sequence[str], modes: Sequence[str] = MODES,
-                   extra: Sequence[str] = (), bar: tqdm | None = None) -> None:
+                   extra: Sequence[str] = (), bar: tqdm | None = None) -> int:
     """Evaluate each model in each mode on a dataset as ``pencilbench eval`` would (``extra``:
     more of its arguments), printing each table (the evaluation step of ``quickstart`` and
-    ``run``)."""
+    ``run``). Returns ``eval``'s exit status: :data:`EXIT_MODEL_ERRORS` when any evaluation
+    left failed samples, so that the job reports them too."""
     parser = argparse.ArgumentParser(prog="pencilbench")
     register(parser.add_subparsers())
+    status = 0
     for model in models:
         for mode in modes:
             print()
-            run_eval(parser.parse_args(["eval", "--data", str(data), "--model", model, "--mode", mode,
-                                        "--run-dir", str(run_dir), *extra]), bar)
+            status = max(status, run_eval(parser.parse_args(["eval", "--data", str(data), "--model", model,
+                                                             "--mode", mode, "--run-dir", str(run_dir), *extra]),
+                                          bar))
+    return status

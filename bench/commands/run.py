@@ -122,10 +122,10 @@ def run_suite(args: argparse.Namespace) -> int:
             for record_id, problem in failures[:20]:
                 print(f"FAIL {record_id}: {problem}")
             return 1
-        evaluate_modes(folder, args.out / "run", [args.model], modes, extra, bar)
+        status = evaluate_modes(folder, args.out / "run", [args.model], modes, extra, bar)
     print(f"\n{suite.label}: {folder}\n{summary_table(summaries)}")
     write_report([args.out / "run"], args.out / "report")
-    return 0
+    return status
 
 
 def _advancing(records: list[dict], bar: tqdm) -> object:
