@@ -133,6 +133,22 @@ def _migrate(db: sqlite3.Connection) -> None:
         raise
 
 
+def _create(path: Path) -> None:
+    """Write a new, empty store under a temporary name and rename it into place: SQLite
+    creates its file empty and writes the header later, so a store created in place could be
+    seen empty by a reader, or left empty by a run killed in between, and then be refused."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    for suffix in ("", "-journal"):  # left by a run killed while creating
+        partial.with_name(partial.name + suffix).unlink(missing_ok=True)
+    db = sqlite3.connect(partial)
+    try:
+        db.executescript(_SCHEMA + _SAMPLES)
+    finally:
+        db.close()
+    os.replace(partial, path)
+
+
 def is_run_dir(path: str | Path) -> bool:
     return (Path(path) / STORE_NAME).is_file()
 
@@ -176,7 +192,8 @@ class ResultStore:
             raise FileNotFoundError(f"{run_dir} is not a pencilbench run directory (no {STORE_NAME})")
         if exists and self.path.stat().st_size == 0:
             raise UserError(f"{self.path} is empty (0 bytes), not a results store; move it away to start afresh")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not exists:
+            _create(self.path)
         self.db = sqlite3.connect(self.path, timeout=30)
         try:
             if exists:

@@ -330,7 +330,7 @@ def _live_contexts(data: RunData, order: list[str], styles: dict[str, LineStyle]
             ContextTrail(f"gold PENCIL (peak {gold.peak_context})", gold.lengths, GOLD_PENCIL, True),
         ]
         runs = data.samples[(data.samples["instance_id"] == instance_id) & data.samples["context_lengths"].notna()]
-        runs = runs.set_index("entry")
+        runs = runs.drop_duplicates("entry").set_index("entry")  # one sample per entry: its first repeat
         for entry in [e for e in order if e in runs.index][:MOST_MODEL_TRAILS]:
             run = runs.loc[entry]
             lengths = tuple(json.loads(run["context_lengths"]))

@@ -50,6 +50,8 @@ def test_bad_baselines_and_options_are_one_line_errors(tmp_path, capsys):
         (["--seconds", "0"], "--seconds must be > 0"),
         (["--workers", "0"], "--workers must be >= 1"),
         (["--task", "chess"], "unknown task"),
+        (["--executor", "ray", "--goals", "--save", "x.json"], "--goals, --save measure local generation"),
+        (["--executor", "ray", "--task", "sat", "--workers", "2"], "--task, --workers measure local generation"),
     ):
         code, _, err = run(capsys, "perf", *argv)
         assert code == 2 and err.count("\n") == 1 and message in err and "Traceback" not in err

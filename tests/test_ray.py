@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from pencilbench.bench.cli import main
+from pencilbench.bench.commands.eval import EXIT_MODEL_ERRORS
 from pencilbench.bench.manifest import Piece
 from pencilbench.bench.parts import write_dataset
 from pencilbench.bench.store import ResultStore
@@ -123,8 +124,8 @@ def test_a_worker_that_keeps_dying_is_recorded_not_a_crash(local_ray, tmp_path, 
     data = tmp_path / "data.jsonl"
     assert main(["generate", "addition", "-p", "operands=2", "-p", "digits=2", "-n", "3", "--out", str(data)]) == 0
     assert main(["eval", "--data", str(data), "--model", "python:ray_models:always_dies", "--mode", "direct",
-                 "--run-dir", str(tmp_path / "run"), "--executor", "ray"]) == 0
-    capsys.readouterr()
+                 "--run-dir", str(tmp_path / "run"), "--executor", "ray"]) == EXIT_MODEL_ERRORS
+    assert "pencilbench: error: 3 of 3 samples failed: ray: " in capsys.readouterr().err
     rows = samples(tmp_path / "run")
     assert len(rows) == 3 and (rows["status"] == "model_error").all()
     assert rows["error"].str.startswith("ray: ").all()

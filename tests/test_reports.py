@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -302,6 +303,16 @@ def test_live_context_prefers_an_instance_with_a_recorded_run(tmp_path: Path, re
     make_run(bare, short, {("m", "pencil"): [True] * 3})  # a run that recorded its context lengths
     chosen = _chosen_instance(load_runs([bare]), "phop")
     assert chosen == min(short, key=lambda r: (-r["stats"]["cot_tokens"], r["id"]))["id"]
+
+
+def test_runs_with_several_samples_per_instance_draw_their_live_context(tmp_path: Path, records: list[dict]) -> None:
+    phop = [r for r in records if r["task"] == "phop"][:2]
+    run = make_run(tmp_path / "run", phop, {("m", "cot"): [True, False]})
+    with ResultStore(run) as store:  # a second sample of each instance, as `eval --samples 2` draws
+        for record in phop:
+            store.write(replace(sample("m", "cot", record, False), repeat=1, context_lengths="[1]"))
+    files = build_report([run], tmp_path / "out")
+    assert "phop_live_context.png" in [path.name for path in files.plots]
 
 
 def test_repeated_runs_are_deduplicated_and_styles_named(tmp_path: Path, run: Path, records: list[dict]) -> None:

@@ -5,6 +5,7 @@ holds a run directory, unreadable stores and unusable datasets are refused befor
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import replace
 
 import eval_models
@@ -170,3 +171,38 @@ def test_retry_settings_out_of_range_are_one_line(dataset, tmp_path, capsys, fla
     code = main([*eval_argv(dataset[0], tmp_path, "oracle"), flag, value])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and message in err
+
+
+def test_a_suite_run_with_failed_samples_exits_as_eval_does(tmp_path, capsys):
+    argv = ["run", "smoke", "--model", "python:eval_models:outage", "--modes", "direct", "--retries", "0",
+            "--out", str(tmp_path / "job")]
+    eval_models.OUTAGE["on"] = True
+    try:
+        assert main(argv) == EXIT_MODEL_ERRORS
+        out, err = capsys.readouterr()
+        assert "statuses: model_error 25" in out
+        assert "pencilbench: error: 25 of 25 samples failed: ConnectionError: server down" in err
+        assert (tmp_path / "job" / "report" / "leaderboard.csv").exists()  # the job still reports
+        eval_models.OUTAGE["on"] = False
+        assert main(argv) == 0
+        assert "25 failed before and tried again" in capsys.readouterr().out
+    finally:
+        eval_models.OUTAGE["on"] = True
+
+
+def test_a_run_stopped_while_creating_its_store_runs_again(dataset, tmp_path, monkeypatch):
+    path, records = dataset
+    real_connect = sqlite3.connect
+
+    def interrupted(*args, **kwargs):  # Ctrl-C once SQLite has created its (empty) file
+        real_connect(*args, **kwargs).close()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sqlite3, "connect", interrupted)
+    assert main(eval_argv(path, tmp_path, "python:eval_models:last_token")) == 130
+    monkeypatch.undo()
+    assert not (tmp_path / STORE_NAME).exists()  # a store appears whole or not at all
+    assert main(eval_argv(path, tmp_path, "python:eval_models:last_token")) == 0
+    with ResultStore(tmp_path) as store:
+        assert len(store.samples()) == len(records)
+    assert sorted(item.name for item in tmp_path.iterdir()) == [".lock", STORE_NAME]

@@ -10,9 +10,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from pencilbench.bench.cli import main
+from pencilbench.bench.cli import build_parser, main
+from pencilbench.bench.commands.eval import model_argv
 from pencilbench.bench.manifest import Piece, manifest_path, read_manifest
 from pencilbench.bench.parts import plan, write_dataset
+from pencilbench.bench.store import ResultStore
 from pencilbench.bench.suites import load_suite, parse_suite, suite_names
 from pencilbench.generators.dataset import FIELDS, SCHEMA_VERSION, Spec, generate
 from pencilbench.generators.export import read_records, write_records
@@ -174,6 +176,23 @@ def test_generate_into_a_folder_of_parts(tmp_path, capsys):
     assert code == 2 and "a folder of Parquet parts" in err
     code, _, err = run(capsys, "generate", "sat", "-n", "0", "--out", tmp_path / "empty")
     assert code == 2 and "needs --count >= 1" in err
+
+
+def test_run_takes_every_model_option_of_eval(tmp_path, capsys):
+    out = tmp_path / "job"
+    code, printed, err = run(capsys, "run", "smoke", "--model", "random", "--modes", "direct", "--out", out,
+                             "--samples", "2", "--seed", "7", "--max-reply-bytes", "4096", "--no-retry-errors")
+    assert code == 0, err
+    assert "pass@2" in printed
+    with ResultStore(out / "run") as store:
+        frame = store.samples()
+        config = json.loads(store.db.execute("SELECT config FROM evaluations").fetchone()[0])
+    assert len(frame) == 50 and set(frame["repeat"]) == {0, 1}
+    assert (config["seed"], config["max_reply_bytes"]) == (7, 4096)
+    args = build_parser().parse_args(["run", "smoke", "--model", "m", "--out", "o", "--temperature", "0.5",
+                                      "--no-cache", "--no-retry-errors", "--system-prompt", "Be brief."])
+    assert model_argv(args) == ["--temperature", "0.5", "--system-prompt", "Be brief.", "--no-retry-errors",
+                                "--no-cache"]
 
 
 def test_executor_ray_without_ray_names_the_extra(tmp_path, capsys, monkeypatch):

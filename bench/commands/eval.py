@@ -72,51 +72,80 @@ def register(commands: argparse._SubParsersAction) -> None:
     ev.add_argument("--model", required=True,
                     help="oracle | random | python:MODULE:FUNCTION | cmd:COMMAND | openai:MODEL | hf:PATH")
     ev.add_argument("--mode", choices=MODES, required=True)
-    ev.add_argument("--style", choices=STYLES, default="compact",
-                    help="compact task tokens (default) or an instruct prompt in natural language")
     ev.add_argument("--run-dir", type=Path, required=True, help="results folder (created if missing)")
-    ev.add_argument("--max-context", type=int, help="live context budget (default none)")
-    ev.add_argument("--max-tokens", type=int,
-                    help="generated tokens per sample (default: compact 2 x longest gold trace + 64, "
-                         "instruct 4096)")
-    ev.add_argument("--max-reply-bytes", type=int,
-                    help=f"bytes of model text stored per sample; a longer reply is cut and ends with "
-                         f"status reply_cut (default {MAX_REPLY_BYTES:,})")
-    ev.add_argument("--concurrency", type=int, default=1,
-                    help="samples in flight at once: parallel calls, or the batch size of hf models (default 1)")
     ev.add_argument("--limit", type=int, help="only the first K records of the dataset")
-    ev.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
-    ev.add_argument("--api", choices=("completions", "chat"), default="completions",
-                    help="OpenAI endpoint kind (default completions)")
-    ev.add_argument("--api-key-env", default="OPENAI_API_KEY",
-                    help="environment variable holding the API key (default OPENAI_API_KEY)")
-    ev.add_argument("--temperature", type=float, default=0.0,
-                    help="sampling temperature of openai models (default 0: greedy)")
-    ev.add_argument("--samples", type=int, default=1, metavar="K",
-                    help="samples per instance, for pass@k and maj@k (default 1; use with --temperature)")
-    ev.add_argument("--system-prompt", help="system message for --api chat (default none)")
-    ev.add_argument("--chat-continuation", choices=("auto", "assistant", "user"), default="auto",
-                    help="how --api chat continues a trace: assistant (vLLM continue_final_message), user "
-                         "(a fresh user turn with the work so far) or auto (assistant on vLLM, user elsewhere)")
-    ev.add_argument("--timeout", type=float,
-                    help="seconds per model call (default 60 for cmd/openai models, none otherwise)")
-    ev.add_argument("--retries", type=int, default=4, help="retries per failed call (default 4)")
-    ev.add_argument("--backoff", type=float, default=0.5,
-                    help="seconds before the first retry, doubling with each (jittered; default 0.5)")
-    ev.add_argument("--max-backoff", type=float, default=30.0,
-                    help="the longest wait between retries, a server's Retry-After included (default 30)")
-    ev.add_argument("--retry-errors", action=argparse.BooleanOptionalAction, default=True,
-                    help="on a rerun, try again the samples whose model call failed (default yes)")
-    ev.add_argument("--no-cache", action="store_true", help="do not cache cmd/openai responses")
-    ev.add_argument("--seed", type=int, default=0,
-                    help="seed of the random model and of openai requests (those of sample K of an item "
-                         "send SEED + K; default 0)")
-    ev.add_argument("--device", default="cpu", help="torch device of hf models (default cpu)")
+    add_model_arguments(ev)
     ev.add_argument("--export", type=Path, metavar="PATH",
                     help="also write every sample of the run directory to PATH (.jsonl or .parquet)")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     add_executor_arguments(ev, "model calls run in Ray actors; this process alone writes the results")
     ev.set_defaults(run=run_eval)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """How the model is called and its samples are run: the options of ``eval`` that ``run``
+    takes too and hands on (:func:`model_argv`), defined once so that the two cannot drift."""
+    return [
+        parser.add_argument("--style", choices=STYLES, default="compact",
+                            help="compact task tokens (default) or an instruct prompt in natural language"),
+        parser.add_argument("--max-context", type=int, help="live context budget (default none)"),
+        parser.add_argument("--max-tokens", type=int,
+                            help="generated tokens per sample (default: compact 2 x longest gold trace + 64, "
+                                 "instruct 4096)"),
+        parser.add_argument("--max-reply-bytes", type=int,
+                            help=f"bytes of model text stored per sample; a longer reply is cut and ends with "
+                                 f"status reply_cut (default {MAX_REPLY_BYTES:,})"),
+        parser.add_argument("--concurrency", type=int, default=1,
+                            help="samples in flight at once: parallel calls, or the batch size of hf models "
+                                 "(default 1)"),
+        parser.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1"),
+        parser.add_argument("--api", choices=("completions", "chat"), default="completions",
+                            help="OpenAI endpoint kind (default completions)"),
+        parser.add_argument("--api-key-env", default="OPENAI_API_KEY",
+                            help="environment variable holding the API key (default OPENAI_API_KEY)"),
+        parser.add_argument("--temperature", type=float, default=0.0,
+                            help="sampling temperature of openai models (default 0: greedy)"),
+        parser.add_argument("--samples", type=int, default=1, metavar="K",
+                            help="samples per instance, for pass@k and maj@k (default 1; use with "
+                                 "--temperature)"),
+        parser.add_argument("--system-prompt", help="system message for --api chat (default none)"),
+        parser.add_argument("--chat-continuation", choices=("auto", "assistant", "user"), default="auto",
+                            help="how --api chat continues a trace: assistant (vLLM continue_final_message), "
+                                 "user (a fresh user turn with the work so far) or auto (assistant on vLLM, "
+                                 "user elsewhere)"),
+        parser.add_argument("--timeout", type=float,
+                            help="seconds per model call (default 60 for cmd/openai models, none otherwise)"),
+        parser.add_argument("--retries", type=int, default=4, help="retries per failed call (default 4)"),
+        parser.add_argument("--backoff", type=float, default=0.5,
+                            help="seconds before the first retry, doubling with each (jittered; default 0.5)"),
+        parser.add_argument("--max-backoff", type=float, default=30.0,
+                            help="the longest wait between retries, a server's Retry-After included (default 30)"),
+        parser.add_argument("--retry-errors", action=argparse.BooleanOptionalAction, default=True,
+                            help="on a rerun, try again the samples whose model call failed (default yes)"),
+        parser.add_argument("--no-cache", action="store_true", help="do not cache cmd/openai responses"),
+        parser.add_argument("--seed", type=int, default=0,
+                            help="seed of the random model and of openai requests (those of sample K of an item "
+                                 "send SEED + K; default 0)"),
+        parser.add_argument("--device", default="cpu", help="torch device of hf models (default cpu)"),
+    ]
+
+
+def model_argv(args: argparse.Namespace) -> list[str]:
+    """The options of :func:`add_model_arguments` that ``args`` sets to other than their
+    defaults, as ``eval`` arguments."""
+    argv: list[str] = []
+    for action in add_model_arguments(argparse.ArgumentParser()):
+        value = getattr(args, action.dest)
+        if value == action.default:
+            continue
+        flag = action.option_strings[0]
+        if isinstance(action, argparse.BooleanOptionalAction):
+            argv.append(flag if value else f"--no-{flag[2:]}")
+        elif isinstance(action, argparse._StoreTrueAction):
+            argv.append(flag)
+        else:
+            argv += [flag, str(value)]
+    return argv
 
 
 def add_executor_arguments(parser: argparse.ArgumentParser, ray_help: str) -> None:
@@ -347,14 +376,18 @@ def run_eval(args: argparse.Namespace, bar: tqdm | None = None) -> int:
 
 
 def evaluate_modes(data: Path, run_dir: Path, models: Sequence[str], modes: Sequence[str] = MODES,
-                   extra: Sequence[str] = (), bar: tqdm | None = None) -> None:
+                   extra: Sequence[str] = (), bar: tqdm | None = None) -> int:
     """Evaluate each model in each mode on a dataset as ``pencilbench eval`` would (``extra``:
     more of its arguments), printing each table (the evaluation step of ``quickstart`` and
-    ``run``)."""
+    ``run``). Returns ``eval``'s exit status: :data:`EXIT_MODEL_ERRORS` when any evaluation
+    left failed samples, so that the job reports them too."""
     parser = argparse.ArgumentParser(prog="pencilbench")
     register(parser.add_subparsers())
+    status = 0
     for model in models:
         for mode in modes:
             print()
-            run_eval(parser.parse_args(["eval", "--data", str(data), "--model", model, "--mode", mode,
-                                        "--run-dir", str(run_dir), *extra]), bar)
+            status = max(status, run_eval(parser.parse_args(["eval", "--data", str(data), "--model", model,
+                                                             "--mode", mode, "--run-dir", str(run_dir), *extra]),
+                                          bar))
+    return status

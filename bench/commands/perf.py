@@ -143,6 +143,12 @@ def run_perf(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UserError(f"--workers must be >= 1, got {args.workers}")
     if args.executor == "ray":
+        local = [flag for flag, given in (("--task", args.task), ("--workers", args.workers != 1),
+                                          ("--goals", args.goals), ("--large", args.large),
+                                          ("--save", args.save), ("--compare", args.compare)) if given]
+        if local:
+            raise UserError(f"{', '.join(local)} measure local generation; --executor ray measures only "
+                            "its fixed sizes over --ray-workers")
         from pencilbench.bench.ray_executor import perf_table
 
         print(perf_table(args.ray_workers, args.seconds, args.ray_address))

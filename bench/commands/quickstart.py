@@ -54,6 +54,6 @@ def run_quickstart(args: argparse.Namespace) -> int:
         for record_id, problem in failures[:20]:
             print(f"FAIL {record_id}: {problem}")
         return 1
-    evaluate_modes(suite, args.out / "run", ("oracle", "random"))
+    status = evaluate_modes(suite, args.out / "run", ("oracle", "random"))
     write_report([args.out / "run"], args.out / "report")
-    return 0
+    return status

@@ -14,10 +14,16 @@ from pathlib import Path
 
 from pencilbench.bench.adapters import spec_kind
 from pencilbench.bench.commands.data import summary_table
-from pencilbench.bench.commands.eval import add_executor_arguments, check_executor, evaluate_modes
+from pencilbench.bench.commands.eval import (
+    add_executor_arguments,
+    add_model_arguments,
+    check_executor,
+    evaluate_modes,
+    model_argv,
+)
 from pencilbench.bench.commands.report import write_report
 from pencilbench.bench.errors import UserError
-from pencilbench.bench.harness import MODES, STYLES
+from pencilbench.bench.harness import MODES
 from pencilbench.bench.manifest import mismatch, read_manifest
 from pencilbench.bench.parts import write_dataset
 from pencilbench.bench.suites import Suite, load_suite, suite_names
@@ -25,10 +31,6 @@ from pencilbench.bench.tables import format_table
 from pencilbench.bench.verify import summarize
 from pencilbench.generators.export import read_records
 from tqdm import tqdm
-
-# ``eval`` options that ``run`` passes through unchanged.
-PASSED = ("style", "max_context", "max_tokens", "concurrency", "base_url", "api", "api_key_env", "timeout",
-          "retries", "device")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -46,16 +48,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--modes", default=",".join(MODES), help=f"comma-separated modes (default {','.join(MODES)})")
     run.add_argument("--out", type=Path, required=True, help="job folder: data/, run/ and report/ go here")
     run.add_argument("--workers", type=int, default=1, help="local generation processes (default 1)")
-    run.add_argument("--style", choices=STYLES, default="compact", help="prompt style (default compact)")
-    run.add_argument("--max-context", type=int, help="live context budget (default none)")
-    run.add_argument("--max-tokens", type=int, help="generated tokens per sample (default as for eval)")
-    run.add_argument("--concurrency", type=int, default=1, help="samples in flight at once (default 1)")
-    run.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
-    run.add_argument("--api", choices=("completions", "chat"), default="completions")
-    run.add_argument("--api-key-env", default="OPENAI_API_KEY")
-    run.add_argument("--timeout", type=float, help="seconds per model call (default as for eval)")
-    run.add_argument("--retries", type=int, default=4, help="retries per failed call (default 4)")
-    run.add_argument("--device", default="cpu", help="torch device of hf models (default cpu)")
+    add_model_arguments(run)
     add_executor_arguments(run, "generation and model calls run on Ray; this process alone writes the results")
     run.set_defaults(run=run_suite)
 
@@ -102,13 +95,9 @@ def run_suite(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UserError(f"--workers must be >= 1, got {args.workers}")
     folder = dataset_folder(args.out, suite)
-    extra = ["--executor", args.executor]
+    extra = ["--executor", args.executor, *model_argv(args)]
     if args.ray_address:
         extra += ["--ray-address", args.ray_address]
-    for name in PASSED:
-        value = getattr(args, name)
-        if value is not None:
-            extra += [f"--{name.replace('_', '-')}", str(value)]
     with tqdm(total=suite.records * (2 + len(modes)), desc=f"{suite.label} {args.model}", unit="step") as bar:
         if reusable(folder, suite):
             bar.update(suite.records)
@@ -122,10 +111,10 @@ def run_suite(args: argparse.Namespace) -> int:
             for record_id, problem in failures[:20]:
                 print(f"FAIL {record_id}: {problem}")
             return 1
-        evaluate_modes(folder, args.out / "run", [args.model], modes, extra, bar)
+        status = evaluate_modes(folder, args.out / "run", [args.model], modes, extra, bar)
     print(f"\n{suite.label}: {folder}\n{summary_table(summaries)}")
     write_report([args.out / "run"], args.out / "report")
-    return 0
+    return status
 
 
 def _advancing(records: list[dict], bar: tqdm) -> object:
