@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from pencilbench.generators.answers import one_answer, single
 from pencilbench.generators.pencil import SPECIAL_TOKENS, TraceWriter
-from pencilbench.generators.sat import clause_lines, clause_tokens, false_masks
+from pencilbench.generators.sat import clause_lines, clause_tokens, false_masks, satisfying_set
 from pencilbench.generators.task import Keep, Task, TaskParams, Trace, knob
 
 TRUE, FALSE, QUERY = "True", "False", "?"
@@ -163,14 +163,8 @@ def decided_by_propagation(prefix: Sequence[Sequence[Any]], clauses: Sequence[Se
 def truth_by_elimination(num_vars: int, prefix: Sequence[Sequence[Any]], clauses: Sequence[Sequence[int]]) -> bool:
     """Truth of the formula by eliminating quantifiers innermost first over the bit set of
     satisfying assignments: exists is an OR, for all an AND, of the two halves."""
-    full, masks = false_masks(num_vars)
-    falsified = 0
-    for clause in clauses:
-        cube = full
-        for literal in clause:
-            cube &= masks[literal]
-        falsified |= cube
-    table = full ^ falsified
+    _, masks = false_masks(num_vars)
+    table = satisfying_set(num_vars, clauses)
     for kind, var in reversed(prefix):
         shift, low = 1 << (var - 1), masks[var]  # low: the assignments with var false
         if kind == "e":
