@@ -137,9 +137,9 @@ def false_masks(variables: int) -> tuple[int, dict[int, int]]:
     return full, masks
 
 
-def enumerated_verdict(variables: int, clauses: Sequence[Sequence[int]]) -> bool:
-    """Satisfiability by enumerating every assignment at once as a bit set (see
-    ``false_masks``); stops as soon as the clauses falsify them all."""
+def satisfying_set(variables: int, clauses: Sequence[Sequence[int]]) -> int:
+    """The assignments that satisfy every clause, as a bit set (see ``false_masks``); stops
+    as soon as the clauses falsify them all."""
     full, masks = false_masks(variables)
     falsified = 0
     for clause in clauses:
@@ -148,20 +148,13 @@ def enumerated_verdict(variables: int, clauses: Sequence[Sequence[int]]) -> bool
             cube &= masks[literal]
         falsified |= cube
         if falsified == full:
-            return False
-    return True
-
-
-def satisfying_set(variables: int, clauses: Sequence[Sequence[int]]) -> int:
-    """The assignments that satisfy every clause, as a bit set (see ``false_masks``)."""
-    full, masks = false_masks(variables)
-    falsified = 0
-    for clause in clauses:
-        cube = full
-        for literal in clause:
-            cube &= masks[literal]
-        falsified |= cube
+            return 0
     return full ^ falsified
+
+
+def enumerated_verdict(variables: int, clauses: Sequence[Sequence[int]]) -> bool:
+    """Satisfiability by enumerating every assignment at once as a bit set."""
+    return satisfying_set(variables, clauses) != 0
 
 
 class _WarmSolver:
