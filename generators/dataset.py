@@ -11,13 +11,24 @@ The record schema (one JSONL line or Parquet row) is::
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pencilbench.generators.pencil import ANSWER, SPECIAL_TOKENS, Replay, final_answer, replay, strip_markers
+import numpy as np
+from pencilbench.generators.compiled import kernel
+from pencilbench.generators.pencil import (
+    ANSWER_ID,
+    FAULTS,
+    RETURN_ID,
+    SPECIAL_TOKENS,
+    ids_of,
+    replay_codes,
+    tokens_of,
+)
 from pencilbench.generators.registry import get_task
 from pencilbench.generators.seeding import (
     MAX_ATTEMPTS,
@@ -83,85 +94,131 @@ def record_from_problem(task: Task, params: TaskParams, problem: Mapping[str, An
                         split: str, seed: int, index: int) -> dict[str, Any]:
     """A record for a given problem (also used for problems users bring themselves).
 
-    The trace is replayed once: its invariants are checked on the tokens (the CoT and the
-    statistics are derived from them here), and the text fields are checked to split back
-    into exactly those tokens, so :func:`trace_problems` would find the written record sound.
+    The trace is replayed once, as vocabulary ids: its invariants are checked there (the CoT
+    and the statistics are derived from it here), and every token must be one of the task's
+    vocabulary, whose tokens hold no white space, so the text fields split back into exactly
+    those tokens and :func:`trace_problems` would find the written record sound.
     """
     prompt = task.prompt(params, problem)
     trace = task.trace(params, problem)
-    cot = strip_markers(trace.pencil)
-    run = replay(prompt, trace.pencil)
-    stats = {
-        "prompt_tokens": len(prompt),
-        "cot_tokens": len(cot),
-        "pencil_tokens": len(trace.pencil),
-        "pencil_max_context": run.peak_context,
-        "reductions": run.reductions,
-        **trace.stats,
-    }
-    texts = {name: " ".join(tokens) for name, tokens in
-             (("prompt", prompt), ("answer", trace.answer), ("cot", cot), ("pencil", trace.pencil))}
-    record = {
-        "id": f"{task.name}-{split}-{seed}-{stable_id(params.key()):08x}-{index}",
+    vocabulary = _vocabulary(task, params)
+    identifier = f"{task.name}-{split}-{seed}-{stable_id(params.key()):08x}-{index}"
+    try:
+        ids = trace.ids if trace.ids is not None else ids_of(trace.pencil, vocabulary)
+        answer_ids = ids_of(trace.answer, vocabulary)
+        if not _words(vocabulary).issuperset(prompt):
+            ids_of(prompt, vocabulary)  # names the token outside the vocabulary
+            raise ValueError("the prompt holds a marker or [ANSWER]")
+    except ValueError as error:
+        raise RuntimeError(f"gold trace of {identifier} is invalid: {error}") from None
+    cot_ids = ids[ids > RETURN_ID]
+    peak, reductions, fault, position, broken = _check_trace(len(prompt), ids, answer_ids, cot_ids)
+    if fault or broken:
+        problem_text = _invariant_problems(fault, position, broken)[0]
+        raise RuntimeError(f"gold trace of {identifier} is invalid: {problem_text}")
+    return {
+        "id": identifier,
         "task": task.name,
         "split": split,
         "seed": seed,
         "index": index,
         "params": params.to_dict(),
         "problem": dict(problem),
-        "prompt": texts["prompt"],
+        "prompt": " ".join(prompt),
         "question": task.question(params, problem),
-        "answer": texts["answer"],
-        "cot": texts["cot"],
-        "pencil": texts["pencil"],
-        "stats": stats,
+        "answer": " ".join(trace.answer),
+        "cot": " ".join(tokens_of(cot_ids, vocabulary)),
+        "pencil": " ".join(trace.pencil),
+        "stats": {
+            "prompt_tokens": len(prompt),
+            "cot_tokens": len(cot_ids),
+            "pencil_tokens": len(ids),
+            "pencil_max_context": peak,
+            "reductions": reductions,
+            **trace.stats,
+        },
         "generator_version": f"{task.name}-v{task.version}",
         "schema_version": SCHEMA_VERSION,
     }
-    problems = _invariant_problems(prompt, list(trace.pencil), list(trace.answer), cot, run)
-    problems += [f"a {name} token is empty or holds white space" for name, tokens in
-                 (("prompt", prompt), ("answer", trace.answer), ("pencil", trace.pencil))
-                 if texts[name].split() != list(tokens)]
-    if problems:
-        raise RuntimeError(f"gold trace of {record['id']} is invalid: {problems[0]}")
-    return record
 
 
 def trace_problems(record: Mapping[str, Any]) -> list[str]:
     """Every broken trace invariant of a record (empty when the record is sound)."""
     prompt, pencil = record["prompt"].split(), record["pencil"].split()
     answer, cot = record["answer"].split(), record["cot"].split()
-    if any(token in SPECIAL_TOKENS for token in prompt):
+    task = get_task(record["task"])
+    vocabulary = _vocabulary(task, task.params(record["params"]))
+    try:
+        prompt_ids, ids = ids_of(prompt, vocabulary), ids_of(pencil, vocabulary)
+        answer_ids, cot_ids = ids_of(answer, vocabulary), ids_of(cot, vocabulary)
+    except ValueError as error:
+        return [f"{error} of {task.name} at this size"]
+    if len(prompt_ids) and prompt_ids.min() <= ANSWER_ID:
         return ["the prompt holds a marker or [ANSWER]"]
-    run = replay(prompt, pencil)
-    found = _invariant_problems(prompt, pencil, answer, cot, run)
-    if cot != strip_markers(pencil):
+    peak, reductions, fault, position, broken = _check_trace(len(prompt), ids, answer_ids, cot_ids)
+    found = _invariant_problems(fault, position, broken)
+    if not np.array_equal(cot_ids, ids[ids > RETURN_ID]):
         found.append("the CoT is not the PENCIL trace without its markers")
     stats = record["stats"]
     expected = {"prompt_tokens": len(prompt), "cot_tokens": len(cot), "pencil_tokens": len(pencil),
-                "pencil_max_context": run.peak_context, "reductions": run.reductions}
+                "pencil_max_context": peak, "reductions": reductions}
     for name, value in expected.items():
         if stats.get(name) != value:
             found.append(f"stats.{name} is {stats.get(name)}, the trace gives {value}")
     return found
 
 
-def _invariant_problems(prompt: list[str], pencil: list[str], answer: list[str], cot: list[str],
-                        run: Replay) -> list[str]:
-    """The invariants every trace keeps, given its replay (the CoT is checked by callers
-    that did not derive it from the trace themselves)."""
-    found = []
-    if any(token in SPECIAL_TOKENS for token in prompt):
-        found.append("the prompt holds a marker or [ANSWER]")
-    if run.fault is not None:
-        found.append(f"protocol error {run.fault.error.value} at token {run.fault.position}")
-    if not answer or any(token in SPECIAL_TOKENS for token in answer):
-        found.append("the answer is empty or holds a marker or [ANSWER]")
-    if list(run.final) != [ANSWER, *answer]:
-        found.append("reducing the PENCIL trace does not leave exactly [ANSWER] and the answer")
-    if final_answer(cot) != tuple(answer):
-        found.append("the CoT does not end with its one [ANSWER] and the answer")
-    return found
+@functools.lru_cache(maxsize=256)
+def _vocabulary(task: Task, params: TaskParams) -> tuple[str, ...]:
+    return task.vocabulary(params)
+
+
+@functools.lru_cache(maxsize=256)
+def _words(vocabulary: tuple[str, ...]) -> frozenset[str]:
+    """The tokens a prompt may hold: the vocabulary less the special tokens."""
+    return frozenset(vocabulary) - frozenset(SPECIAL_TOKENS)
+
+
+# What the bits of ``_check_trace``'s verdict mean, lowest bit first.
+_BROKEN = (
+    "the answer is empty or holds a marker or [ANSWER]",
+    "reducing the PENCIL trace does not leave exactly [ANSWER] and the answer",
+    "the CoT does not end with its one [ANSWER] and the answer",
+)
+
+
+def _invariant_problems(fault: int, position: int, broken: int) -> list[str]:
+    """The broken invariants a ``_check_trace`` verdict names."""
+    found = [f"protocol error {FAULTS[fault].value} at token {position}"] if fault else []
+    return found + [text for bit, text in enumerate(_BROKEN) if broken >> bit & 1]
+
+
+@kernel
+def _check_trace(prompt_len, pencil, answer, cot):  # noqa: ANN001, ANN202 (compiled)
+    """The invariants every trace keeps, on vocabulary ids, in one pass: the replay (peak,
+    reductions, fault and its position) and a bit set of the broken ones (see ``_BROKEN``;
+    the CoT is checked against the trace by callers that did not derive it from it)."""
+    kept, peak, reductions, fault, position, _ = replay_codes(pencil, prompt_len, False)
+    broken = 0
+    if len(answer) == 0 or answer.min() <= ANSWER_ID:
+        broken |= 1
+    if len(kept) != len(answer) + 1 or pencil[kept[0]] != ANSWER_ID:
+        broken |= 2
+    else:
+        for k in range(len(answer)):
+            if pencil[kept[k + 1]] != answer[k]:
+                broken |= 2
+    boundaries = 0
+    for token in cot:
+        boundaries += token == ANSWER_ID
+    start = len(cot) - len(answer) - 1
+    if boundaries != 1 or start < 0 or cot[start] != ANSWER_ID:
+        broken |= 4
+    else:
+        for k in range(len(answer)):
+            if cot[start + 1 + k] != answer[k]:
+                broken |= 4
+    return peak, reductions, fault, position, broken
 
 
 def make_records(spec: Spec, start: int, stop: int) -> list[dict[str, Any]]:

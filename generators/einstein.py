@@ -385,7 +385,7 @@ def _random_clue(r: random.Random, code: int, grid: list[list[int]], n: int, m: 
 
 class Einstein(Task):
     name = "einstein"
-    version = 2
+    version = 3
     Params = EinsteinParams
     summary = "zebra puzzle: N houses x M attributes, clues of nine kinds, unique solution"
     quickstart_sizes = ({"houses": 3, "attributes": 3}, {"houses": 4, "attributes": 4})

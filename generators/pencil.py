@@ -26,9 +26,14 @@ a word.
 from __future__ import annotations
 
 import bisect
+import functools
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+
+import numpy as np
+from pencilbench.generators.compiled import kernel
 
 CALL = "[CALL]"
 SEP = "[SEP]"
@@ -180,24 +185,95 @@ class Replay:
     lengths: tuple[int, ...] | None  # live context length after every token, if asked for
 
 
+# Token ids: the special tokens open every task's vocabulary in this order, so a trace kept
+# as ids is its own marker code (every id from ANSWER_ID up is a word to the reducer).
+CALL_ID, SEP_ID, RETURN_ID, ANSWER_ID = range(len(SPECIAL_TOKENS))
+FAULTS = (None, ProtocolError.SEP_OUTSIDE_FRAME, ProtocolError.RETURN_WITHOUT_SEP)
+
+
 def replay(prompt: Sequence[str], generated: Iterable[str], *, lengths: bool = False) -> Replay:
-    """Run a whole generation through a :class:`Reducer` (after a fault it keeps appending)."""
-    reducer = Reducer(prompt)
-    trail: list[int] | None = None
-    if lengths:
-        context, push, trail = reducer.context, reducer.push, []
-        for token in generated:
-            push(token)
-            trail.append(len(context))
-    else:
-        reducer.extend(generated)
+    """Run a whole generation through the reduction rule (after a fault it keeps appending).
+
+    The same rule as :class:`Reducer`, compiled over marker codes: the batch check of every
+    generated record, where the reducer serves live generation token by token.
+    """
+    if not _MARKER_SET.isdisjoint(prompt):
+        raise ValueError("the prompt may not contain [CALL], [SEP] or [RETURN]")
+    tokens = generated if isinstance(generated, list | tuple) else list(generated)
+    codes = np.fromiter(map(_CODES.get, tokens, itertools.repeat(ANSWER_ID)), dtype=np.int32, count=len(tokens))
+    kept, peak, reductions, fault, position, trail = replay_codes(codes, len(prompt), lengths)
     return Replay(
-        final=tuple(reducer.generated_live),
-        peak_context=reducer.peak,
-        reductions=reducer.reductions,
-        fault=reducer.fault,
-        lengths=None if trail is None else tuple(trail),
+        final=tuple(tokens[i] for i in kept.tolist()),
+        peak_context=peak,
+        reductions=reductions,
+        fault=Fault(FAULTS[fault], position) if fault else None,
+        lengths=tuple(trail.tolist()) if lengths else None,
     )
+
+
+_CODES = {CALL: CALL_ID, SEP: SEP_ID, RETURN: RETURN_ID}
+
+
+@kernel
+def replay_codes(codes, prompt_len, lengths):  # noqa: ANN001, ANN202 (compiled)
+    """The reduction rule over codes (CALL_ID, SEP_ID, RETURN_ID; any other id is a word).
+
+    ``live`` holds the positions of the live generated tokens in order, ``calls`` and
+    ``seps`` the places in ``live`` of the live markers, so a reduction moves only the kept
+    answer. Returns the live positions, the peak context, the reductions, the fault (0 none,
+    1 sep_outside_frame, 2 return_without_sep: ``FAULTS``), its position, and the live length after
+    every token when ``lengths`` is set.
+    """
+    n = len(codes)
+    live = np.empty(n, np.int64)
+    calls = np.empty(n, np.int64)
+    seps = np.empty(n, np.int64)
+    trail = np.empty(n if lengths else 0, np.int64)
+    size = calls_n = seps_n = reductions = fault = 0
+    position = -1
+    peak = prompt_len
+    for i in range(n):
+        live[size] = i
+        size += 1
+        code = codes[i]
+        if fault == 0 and code <= 2:
+            if code == 0:
+                calls[calls_n] = size - 1
+                calls_n += 1
+            elif code == 1:
+                if calls_n == 0:
+                    fault, position = 1, i
+                else:
+                    seps[seps_n] = size - 1
+                    seps_n += 1
+            else:
+                peak = max(peak, prompt_len + size)
+                if seps_n == 0:
+                    fault, position = 2, i
+                else:
+                    seps_n -= 1
+                    sep = seps[seps_n]
+                    cut = calls_n - 1  # the last live [CALL] before the [SEP]: there is one
+                    while calls[cut] > sep:
+                        cut -= 1
+                    call = calls[cut]
+                    while seps_n > 0 and seps[seps_n - 1] > call:
+                        seps_n -= 1
+                    shift = sep + 1 - call  # tail calls inside the kept answer move down
+                    kept_calls = cut
+                    for k in range(cut + 1, calls_n):
+                        calls[kept_calls] = calls[k] - shift
+                        kept_calls += 1
+                    calls_n = kept_calls
+                    kept = size - 1 - (sep + 1)
+                    for k in range(kept):
+                        live[call + k] = live[sep + 1 + k]
+                    size = call + kept
+                    reductions += 1
+        if lengths:
+            trail[i] = prompt_len + size
+    peak = max(peak, prompt_len + size)
+    return live[:size].copy(), peak, reductions, fault, position, trail
 
 
 def final_answer(tokens: Sequence[str]) -> tuple[str, ...] | None:
@@ -282,3 +358,35 @@ class TraceWriter:
         self.tokens.append(CALL)
         self.tokens.extend(summary)
         self.tokens.append(RETURN)
+
+
+@functools.lru_cache(maxsize=64)
+def token_table(vocabulary: tuple[str, ...]) -> np.ndarray:
+    """A vocabulary as an object array, so a run of ids becomes tokens in one indexing; its
+    tokens are checked once here (the special tokens first, none empty or holding white
+    space), so text joined from them splits back into the same tokens."""
+    if vocabulary[: len(SPECIAL_TOKENS)] != SPECIAL_TOKENS:
+        raise ValueError("a vocabulary must start with the special tokens")
+    bad = next((token for token in vocabulary if token.split() != [token]), None)
+    if bad is not None:
+        raise ValueError(f"vocabulary token {bad!r} is empty or holds white space")
+    return np.array(vocabulary, dtype=object)
+
+
+def tokens_of(ids: np.ndarray, vocabulary: tuple[str, ...]) -> list[str]:
+    """The tokens ids stand for (ids are positions in ``vocabulary``)."""
+    return token_table(vocabulary)[ids].tolist()
+
+
+def ids_of(tokens: Sequence[str], vocabulary: tuple[str, ...]) -> np.ndarray:
+    """The ids of tokens; ``ValueError`` names a token outside ``vocabulary``."""
+    index = _vocabulary_index(vocabulary)
+    try:
+        return np.fromiter(map(index.__getitem__, tokens), dtype=np.int32, count=len(tokens))
+    except KeyError as missing:
+        raise ValueError(f"token {missing.args[0]!r} is not in the vocabulary") from None
+
+
+@functools.lru_cache(maxsize=64)
+def _vocabulary_index(vocabulary: tuple[str, ...]) -> dict[str, int]:
+    return {token: i for i, token in enumerate(vocabulary)}

@@ -5,8 +5,11 @@ digest of ``(task, params, split, seed, i)``. Items are random access, so shardi
 resuming and parallel generation give the same bytes.
 
 Splits never share a problem: every problem has a home split, a function of a hash of its
-JSON, and an item keeps drawing from its stream until it gets a problem whose home is its
-own split. The three splits each own a third of the problem space.
+canonical JSON (sorted keys, no spaces), and an item keeps drawing from its stream until it
+gets a problem whose home is its own split. The three splits each own a third of the problem
+space. The hash (:func:`split_index`, 64-bit FNV-1a with a final avalanche) is a compiled
+kernel, so a task's compiled sampler can test its candidates where it draws them, by hashing
+the same canonical JSON bytes.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from pencilbench.generators.compiled import kernel
 
 SPLITS = ("train", "validation", "test")
 MAX_ATTEMPTS = 1000
@@ -36,8 +40,32 @@ def problem_hash(problem: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def canonical_json(problem: Mapping[str, Any]) -> bytes:
+    """The bytes a problem's home split is hashed from."""
+    return json.dumps(problem, sort_keys=True, separators=(",", ":")).encode()
+
+
 def home_split(problem: Mapping[str, Any]) -> str:
-    return SPLITS[int(problem_hash(problem)[:8], 16) % len(SPLITS)]
+    return SPLITS[split_index(np.frombuffer(canonical_json(problem), dtype=np.uint8))]
+
+
+_FNV_OFFSET, _FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)
+_MIX_1, _MIX_2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_SPLIT_COUNT = np.uint64(len(SPLITS))
+
+
+@kernel
+def split_index(data):  # noqa: ANN001, ANN201 (compiled)
+    """The home split (an index into ``SPLITS``) of canonical JSON bytes (a uint8 array)."""
+    h = _FNV_OFFSET
+    for byte in data:
+        h = (h ^ np.uint64(byte)) * _FNV_PRIME
+    h ^= h >> np.uint64(30)
+    h *= _MIX_1
+    h ^= h >> np.uint64(27)
+    h *= _MIX_2
+    h ^= h >> np.uint64(31)
+    return int(h % _SPLIT_COUNT)
 
 
 def check_split(split: str) -> str:

@@ -113,12 +113,14 @@ class Trace:
 
     ``pencil`` is the generated side only (the prompt is not repeated); ``reduce(pencil)``
     must leave ``[ANSWER]`` followed by ``answer``. ``stats`` holds task-specific search
-    statistics.
+    statistics. ``ids`` is ``pencil`` as vocabulary ids when the solver wrote ids (compiled
+    solvers do), which spares the record builder looking every token up.
     """
 
     pencil: tuple[str, ...]
     answer: tuple[str, ...]
     stats: Mapping[str, Any] = field(default_factory=dict)
+    ids: np.ndarray | None = field(default=None, compare=False)
 
 
 # A test on a problem's split part: whether the item may keep it.

@@ -133,7 +133,9 @@ def test_export_keeps_the_key_order_prompts_are_rendered_in(tmp_path, suffix):
     (("[CALL]", "5", "[SEP]", "[ANSWER]", "6", "[RETURN]"), ("5",),
      r"does not leave exactly \[ANSWER\] and the answer"),
     (("[CALL]", "5", "[RETURN]"), ("5",), "protocol error return_without_sep"),
-    (("[CALL]", "5 6", "[SEP]", "[ANSWER]", "5", "[RETURN]"), ("5",), "pencil token is empty or holds white space"),
+    (("[CALL]", "5 6", "[SEP]", "[ANSWER]", "5", "[RETURN]"), ("5",), "token '5 6' is not in the vocabulary"),
+    (("[CALL]", "", "[SEP]", "[ANSWER]", "5", "[RETURN]"), ("5",), "token '' is not in the vocabulary"),
+    (("[CALL]", "[SEP]", "[ANSWER]", "x", "[RETURN]"), ("x",), "token 'x' is not in the vocabulary"),
     (("[CALL]", "[SEP]", "[RETURN]"), (), "the answer is empty"),
 ])
 def test_a_broken_gold_trace_is_never_written(monkeypatch, pencil, answer, why):

@@ -1,17 +1,23 @@
 """The reduction rule, its faults, replay and training segments."""
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pencilbench.generators.pencil import (
     CALL,
+    FAULTS,
     RETURN,
     SEP,
+    SPECIAL_TOKENS,
     ProtocolError,
     Reducer,
     TraceWriter,
+    ids_of,
     replay,
+    replay_codes,
     segments,
     strip_markers,
+    tokens_of,
 )
 
 
@@ -173,3 +179,33 @@ def test_bulk_extend_equals_token_by_token(generated):
     assert (one.context, one.peak, one.reductions, one.fault) == (
         bulk.context, bulk.peak, bulk.reductions, bulk.fault)
     assert replay(["p"], generated, lengths=True).peak_context == one.peak
+
+
+@settings(max_examples=400, deadline=None)
+@given(prompt=st.lists(st.sampled_from(["p", "q"]), max_size=4), generated=TOKENS)
+def test_compiled_replay_equals_the_incremental_reducer(prompt, generated):
+    reducer, trail = Reducer(prompt), []
+    for token in generated:
+        reducer.push(token)
+        trail.append(len(reducer.context))
+    run = replay(prompt, generated, lengths=True)
+    assert run.final == tuple(reducer.generated_live)
+    assert (run.peak_context, run.reductions, run.fault) == (reducer.peak, reducer.reductions, reducer.fault)
+    assert run.lengths == tuple(trail)
+    vocabulary = (*SPECIAL_TOKENS, "a", "b", "c")
+    ids = ids_of(generated, vocabulary)
+    kept, peak, reductions, fault, position, _ = replay_codes(ids, len(prompt), False)
+    assert tokens_of(ids[kept], vocabulary) == reducer.generated_live
+    assert (peak, reductions) == (reducer.peak, reducer.reductions)
+    assert (FAULTS[fault], position) == ((reducer.fault.error, reducer.fault.position) if reducer.fault else (None, -1))
+
+
+def test_vocabulary_ids_round_trip_and_reject_unknown_or_spaced_tokens():
+    vocabulary = (*SPECIAL_TOKENS, "x", "y")
+    assert tokens_of(ids_of(["y", CALL, "x"], vocabulary), vocabulary) == ["y", CALL, "x"]
+    with pytest.raises(ValueError, match="'z' is not in the vocabulary"):
+        ids_of(["x", "z"], vocabulary)
+    with pytest.raises(ValueError, match="white space"):
+        tokens_of(ids_of(["a b"], (*SPECIAL_TOKENS, "a b")), (*SPECIAL_TOKENS, "a b"))
+    with pytest.raises(ValueError, match="start with the special tokens"):
+        tokens_of(ids_of(["x"], ("x",)), ("x",))
