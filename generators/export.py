@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ def part_files(folder: str | Path) -> list[Path]:
 
 def write_records(path: str | Path, records: Iterable[Mapping[str, Any]]) -> int:
     """Write records; return how many."""
-    return _write(path, records, RECORD_SCHEMA, record_row)
+    return _write(path, records, RECORD_SCHEMA, record_table)
 
 
 def segment_rows(records: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -70,7 +70,7 @@ def segment_rows(records: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any
 
 def write_segments(path: str | Path, records: Iterable[Mapping[str, Any]]) -> int:
     """Write the training segments of ``records``; return how many segments."""
-    return _write(path, segment_rows(records), SEGMENT_SCHEMA, dict)
+    return _write(path, segment_rows(records), SEGMENT_SCHEMA, _segment_table)
 
 
 def write_generated(path: str | Path, spec: Spec, count: int, *, start: int = 0, workers: int = 1,
@@ -112,18 +112,32 @@ Encoded = tuple[int, "str | pa.Table"]
 def _encoded_chunk(spec: Spec, start: int, stop: int, *, suffix: str,
                    segment_suffix: str | None) -> tuple[Encoded, Encoded | None]:
     records = make_records(spec, start, stop)
-    rows = records if suffix == ".jsonl" else [record_row(record) for record in records]
-    encoded = (len(rows), _encode(rows, RECORD_SCHEMA, suffix))
+    encoded = (len(records), _encode(records, suffix, record_table))
     if segment_suffix is None:
         return encoded, None
     cut = list(segment_rows(records))
-    return encoded, (len(cut), _encode(cut, SEGMENT_SCHEMA, segment_suffix))
+    return encoded, (len(cut), _encode(cut, segment_suffix, _segment_table))
 
 
-def _encode(rows: list[Mapping[str, Any]], schema: pa.Schema, suffix: str) -> str | pa.Table:
+def _encode(rows: list[Mapping[str, Any]], suffix: str,
+            table: Callable[[list[Mapping[str, Any]]], pa.Table]) -> str | pa.Table:
     if suffix == ".jsonl":
         return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    return pa.Table.from_pylist(rows, schema=schema)
+    return table(rows)
+
+
+def record_table(records: Sequence[Mapping[str, Any]]) -> pa.Table:
+    """Records as an Arrow table of the record schema, built column by column (the nested
+    fields as JSON text, as :func:`record_row` writes them)."""
+    columns: dict[str, list[Any]] = {name: [record[name] for record in records] for name in FIELDS}
+    for name in JSON_FIELDS:
+        # Key order is data (einstein prompts list attributes in it), so JSON keeps it.
+        columns[name] = list(map(json.dumps, columns[name]))
+    return pa.Table.from_pydict(columns, schema=RECORD_SCHEMA)
+
+
+def _segment_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+    return pa.Table.from_pylist(list(rows), schema=SEGMENT_SCHEMA)
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
@@ -202,16 +216,17 @@ def record_row(record: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _write(path: str | Path, rows: Iterable[Mapping[str, Any]], schema: pa.Schema, to_row: Any) -> int:
+def _write(path: str | Path, rows: Iterable[Mapping[str, Any]], schema: pa.Schema,
+           table: Callable[[list[Mapping[str, Any]]], pa.Table]) -> int:
     sink = _Sink(path, schema)
     try:
         batch: list[Mapping[str, Any]] = []
         for row in rows:
-            batch.append(row if sink.suffix == ".jsonl" else to_row(row))
+            batch.append(row)
             if len(batch) == _BATCH:
-                sink.add(len(batch), _encode(batch, schema, sink.suffix))
+                sink.add(len(batch), _encode(batch, sink.suffix, table))
                 batch = []
-        sink.add(len(batch), _encode(batch, schema, sink.suffix))
+        sink.add(len(batch), _encode(batch, sink.suffix, table))
         return sink.close()
     finally:
         sink.discard()
