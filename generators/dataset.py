@@ -12,6 +12,7 @@ The record schema (one JSONL line or Parquet row) is::
 from __future__ import annotations
 
 import functools
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -227,38 +228,57 @@ def make_records(spec: Spec, start: int, stop: int) -> list[dict[str, Any]]:
     return [make_record(task, params, spec.split, spec.seed, i) for i in range(start, stop)]
 
 
+# What one pooled chunk aims to cost: long enough that the pool's own cost per chunk (a few
+# hundred microseconds of pickling and messaging) stays small, short enough that every
+# worker stays busy to the end.
+CHUNK_SECONDS = 0.05
+
+
 def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, start: int = 0,
                workers: int = 1, chunk: int | None = None) -> Iterator[T]:
     """``work(spec, lo, hi)`` over consecutive chunks of items, results in chunk order.
 
     With ``workers > 1`` the chunks run in a process pool (``work`` must be picklable), a
-    few chunks ahead of the consumer. The default chunk is 64 items, smaller when that would
-    leave fewer than eight chunks per worker (so no worker idles at the end). Each worker
-    process keeps its own warm state (caches, solvers) from chunk to chunk; items do not
-    depend on it, so the bytes are the same.
+    few chunks ahead of the consumer. Unless ``chunk`` fixes their size, pooled chunks start
+    at 8 items and are then sized from the CPU time the workers report to cost about
+    ``CHUNK_SECONDS`` each, and never more than a share of what is left that keeps every
+    worker busy at the end; in one process, chunks hold 64 items. Each worker process keeps
+    its own warm state (caches, solvers) from chunk to chunk; items do not depend on it or
+    on the chunking, so the bytes are the same.
     """
     spec.resolve()  # fail fast on bad input, in this process
     if count < 0 or start < 0:
         raise ValueError(f"count and start must be >= 0, got {count} and {start}")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    if chunk is None:
-        chunk = 64 if workers == 1 else max(1, min(64, count // (8 * workers)))
-    if chunk < 1:
+    if chunk is not None and chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
-    pieces = ((lo, min(lo + chunk, start + count)) for lo in range(start, start + count, chunk))
+    end = start + count
     if workers == 1:
-        for lo, hi in pieces:
-            yield work(spec, lo, hi)
+        step = chunk or 64
+        for lo in range(start, end, step):
+            yield work(spec, lo, min(lo + step, end))
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        window: deque[Future[T]] = deque()
-        for lo, hi in pieces:
-            window.append(pool.submit(work, spec, lo, hi))
-            if len(window) >= 4 * workers:
-                yield window.popleft().result()
-        while window:
-            yield window.popleft().result()
+        window: deque[Future[tuple[float, int, T]]] = deque()
+        lo, size = start, chunk or 8
+        while lo < end or window:
+            while lo < end and len(window) < 4 * workers:
+                step = size if chunk is not None else max(1, min(size, (end - lo) // (2 * workers)))
+                hi = min(lo + step, end)
+                window.append(pool.submit(_timed_work, work, spec, lo, hi))
+                lo = hi
+            seconds, items, result = window.popleft().result()
+            if chunk is None:
+                size = max(1, int(items * CHUNK_SECONDS / max(seconds, 1e-6)))
+            yield result
+
+
+def _timed_work(work: Callable[[Spec, int, int], T], spec: Spec, lo: int, hi: int) -> tuple[float, int, T]:
+    """``work(spec, lo, hi)`` with the CPU seconds it took in this (worker) process."""
+    before = time.process_time()
+    result = work(spec, lo, hi)
+    return time.process_time() - before, hi - lo, result
 
 
 def generate(spec: Spec, count: int, *, start: int = 0, workers: int = 1,

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 from pencilbench.bench.verify import record_problems
-from pencilbench.generators.dataset import Spec, generate, make_record, trace_problems
+from pencilbench.generators.dataset import Spec, generate, make_record, map_chunks, trace_problems
 from pencilbench.generators.export import read_records, write_generated, write_records, write_segments
 from pencilbench.generators.pencil import replay
 from pencilbench.generators.registry import get_task
@@ -160,7 +160,7 @@ def test_generated_files_have_the_bytes_of_written_records_for_any_workers(tmp_p
     count = 90
     write_records(tmp_path / f"records{suffix}", generate(spec, count))
     write_segments(tmp_path / f"segments{suffix}", generate(spec, count))
-    for workers, chunk in ((1, 64), (2, 7)):
+    for workers, chunk in ((1, 64), (2, 7), (2, None)):
         seen: list[int] = []
         out, cut = tmp_path / f"out{workers}{suffix}", tmp_path / f"cut{workers}{suffix}"
         counts = write_generated(out, spec, count, workers=workers, chunk=chunk, segments_path=cut,
@@ -169,6 +169,24 @@ def test_generated_files_have_the_bytes_of_written_records_for_any_workers(tmp_p
         assert cut.read_bytes() == (tmp_path / f"segments{suffix}").read_bytes()
         assert counts[0] == count == sum(seen)
         assert counts[1] > count  # several segments per record
+
+
+def test_pooled_chunks_are_sized_from_the_workers_cpu_time(monkeypatch):
+    from pencilbench.generators import dataset
+
+    monkeypatch.setattr(dataset, "CHUNK_SECONDS", 0.02)
+    spec = Spec("addition", {"operands": 2, "digits": 2})
+    pieces = list(map_chunks(spec, 3000, _bounds, workers=2))
+    sizes = [hi - lo for lo, hi in pieces]
+    assert pieces[0] == (0, 8) and sum(sizes) == 3000
+    assert [lo for lo, _ in pieces[1:]] == [hi for _, hi in pieces[:-1]]  # in order, no gap
+    assert max(sizes) > 8  # grown from the measured cost
+    assert sizes[-1] <= max(1, 3000 // 8)  # the tail is cut small so both workers finish together
+
+
+def _bounds(spec, lo, hi):
+    sum(range(2000 * (hi - lo)))  # about 50 us of CPU per item
+    return lo, hi
 
 
 def test_a_failed_generation_leaves_no_file(tmp_path, monkeypatch):
