@@ -24,10 +24,10 @@ from pencilbench.generators.compiled import kernel
 from pencilbench.generators.pencil import (
     ANSWER_ID,
     FAULTS,
-    RETURN_ID,
     SPECIAL_TOKENS,
     ids_of,
     replay_codes,
+    strip_marker_ids,
     tokens_of,
 )
 from pencilbench.generators.registry import get_task
@@ -112,7 +112,7 @@ def record_from_problem(task: Task, params: TaskParams, problem: Mapping[str, An
             raise ValueError("the prompt holds a marker or [ANSWER]")
     except ValueError as error:
         raise RuntimeError(f"gold trace of {identifier} is invalid: {error}") from None
-    cot_ids = ids[ids > RETURN_ID]
+    cot_ids = strip_marker_ids(ids)
     peak, reductions, fault, position, broken = _check_trace(len(prompt), ids, answer_ids, cot_ids)
     if fault or broken:
         problem_text = _invariant_problems(fault, position, broken)[0]
@@ -158,7 +158,7 @@ def trace_problems(record: Mapping[str, Any]) -> list[str]:
         return ["the prompt holds a marker or [ANSWER]"]
     peak, reductions, fault, position, broken = _check_trace(len(prompt), ids, answer_ids, cot_ids)
     found = _invariant_problems(fault, position, broken)
-    if not np.array_equal(cot_ids, ids[ids > RETURN_ID]):
+    if not np.array_equal(cot_ids, strip_marker_ids(ids)):
         found.append("the CoT is not the PENCIL trace without its markers")
     stats = record["stats"]
     expected = {"prompt_tokens": len(prompt), "cot_tokens": len(cot), "pencil_tokens": len(pencil),

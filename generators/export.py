@@ -112,7 +112,8 @@ Encoded = tuple[int, "str | pa.Table"]
 def _encoded_chunk(spec: Spec, start: int, stop: int, *, suffix: str,
                    segment_suffix: str | None) -> tuple[Encoded, Encoded | None]:
     records = make_records(spec, start, stop)
-    encoded = (len(records), _encode(records, suffix, record_table))
+    knobs = json.dumps(spec.resolve()[1].to_dict())  # every record of the chunk has these
+    encoded = (len(records), _encode(records, suffix, functools.partial(record_table, params_text=knobs)))
     if segment_suffix is None:
         return encoded, None
     cut = list(segment_rows(records))
@@ -126,13 +127,16 @@ def _encode(rows: list[Mapping[str, Any]], suffix: str,
     return table(rows)
 
 
-def record_table(records: Sequence[Mapping[str, Any]]) -> pa.Table:
+def record_table(records: Sequence[Mapping[str, Any]], params_text: str | None = None) -> pa.Table:
     """Records as an Arrow table of the record schema, built column by column (the nested
-    fields as JSON text, as :func:`record_row` writes them)."""
+    fields as JSON text, as :func:`record_row` writes them). ``params_text``: the JSON text
+    of the ``params`` every record holds, when the caller knows them all to be the same."""
     columns: dict[str, list[Any]] = {name: [record[name] for record in records] for name in FIELDS}
     for name in JSON_FIELDS:
-        # Key order is data (einstein prompts list attributes in it), so JSON keeps it.
-        columns[name] = list(map(json.dumps, columns[name]))
+        if name == "params" and params_text is not None:
+            columns[name] = [params_text] * len(records)
+        else:  # key order is data (einstein prompts list attributes in it): JSON keeps it
+            columns[name] = list(map(json.dumps, columns[name]))
     return pa.Table.from_pydict(columns, schema=RECORD_SCHEMA)
 
 

@@ -293,6 +293,18 @@ def strip_markers(tokens: Iterable[str]) -> list[str]:
     return [token for token in tokens if token not in MARKERS]
 
 
+@kernel
+def strip_marker_ids(ids):  # noqa: ANN001, ANN201 (compiled)
+    """:func:`strip_markers` of a trace held as vocabulary ids."""
+    kept = np.empty(len(ids), ids.dtype)
+    size = 0
+    for token in ids:
+        if token > RETURN_ID:
+            kept[size] = token
+            size += 1
+    return kept[:size].copy()
+
+
 @dataclass(frozen=True)
 class Segment:
     """One training example of a PENCIL model.
