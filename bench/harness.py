@@ -367,11 +367,11 @@ def evaluate(records: Sequence[Mapping[str, Any]], client: Client, config: EvalC
     With several calls in flight, the first call runs alone: it measures what one call costs,
     so the summary can tell whether the model served the others at once."""
     started, cpu_started = time.perf_counter(), time.process_time()
-    done = store.finished(model, config.mode, config.style, retry_errors=retry_errors)
+    statuses = store.statuses(model, config.mode, config.style)
     todo = [(record, repeat) for record in records for repeat in range(config.samples)
-            if (record["id"], repeat) not in done]
-    errored = store.finished(model, config.mode, config.style, retry_errors=False) - done
-    retried = sum((record["id"], repeat) in errored for record, repeat in todo)
+            if (status := statuses.get((record["id"], repeat))) is None
+            or (retry_errors and status == MODEL_ERROR)]
+    retried = sum(statuses.get((record["id"], repeat)) == MODEL_ERROR for record, repeat in todo)
     store.add_instances({record["id"]: record for record, _ in todo}.values())
     weigh = None
     count_tokens = getattr(client.adapter, "count_tokens", None)

@@ -247,15 +247,13 @@ class ResultStore:
                   json.dumps(r)) for r in records),
             )
 
-    def finished(self, model: str, mode: str, style: str, *,
-                 retry_errors: bool = True) -> set[tuple[str, int]]:
-        """(instance id, repeat) pairs that already have a row for this evaluation, not
-        counting rows whose model call failed when ``retry_errors`` (those are tried again)."""
+    def statuses(self, model: str, mode: str, style: str) -> dict[tuple[str, int], str]:
+        """The status of every (instance id, repeat) that has a row for this evaluation."""
         rows = self.db.execute(
             "SELECT instance_id, repeat, status FROM samples WHERE model = ? AND mode = ? AND style = ?",
             (model, mode, style),
         )
-        return {(row[0], row[1]) for row in rows if not (retry_errors and row[2] == MODEL_ERROR)}
+        return {(row[0], row[1]): row[2] for row in rows}
 
     def write(self, sample: Sample) -> bool:
         """Commit one sample; ``False`` (and nothing written) if it already had a row. A

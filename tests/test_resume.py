@@ -39,8 +39,7 @@ def eval_argv(path, run_dir, model="python:eval_models:outage", *extra):
 def test_a_failed_row_gives_way_to_its_retry_and_stays_in_the_history(tmp_path):
     with ResultStore(tmp_path, create=True) as store:
         assert store.write(SAMPLE)
-        assert store.finished("m", "direct", "compact") == set()
-        assert store.finished("m", "direct", "compact", retry_errors=False) == {("i1", 0)}
+        assert store.statuses("m", "direct", "compact") == {("i1", 0): "model_error"}
         assert store.write(replace(SAMPLE, error="HTTP 500: boom (after 5 attempts)"))
         assert store.write(replace(SAMPLE, status="ok", correct=True, error=None, output="1 2"))
         assert not store.write(replace(SAMPLE, status="ok", output="other"))  # a finished row stays

@@ -83,7 +83,7 @@ def test_an_old_store_is_migrated_with_every_row(tmp_path):
         assert frame["output"][0] == SAMPLE.output and frame["context_lengths"][0] == SAMPLE.context_lengths
         assert store.write(replace(SAMPLE, repeat=1, model_tokens=9))
         assert not store.write(replace(SAMPLE, repeat=1))
-        assert store.finished("m", "direct", "compact") == {("i1", 0), ("i1", 1)}
+        assert set(store.statuses("m", "direct", "compact")) == {("i1", 0), ("i1", 1)}
     with ResultStore(tmp_path) as store:  # opening again changes nothing
         assert len(store.samples()) == 2
 

@@ -42,8 +42,8 @@ def test_rows_are_written_once(tmp_path):
         assert store.write(SAMPLE)
         assert not store.write(replace(SAMPLE, status="token_limit"))
         assert store.write(replace(SAMPLE, instance_id="i2", correct=False))
-        assert store.finished("m", "pencil", "compact") == {("i1", 0), ("i2", 0)}
-        assert store.finished("m", "cot", "compact") == set()
+        assert set(store.statuses("m", "pencil", "compact")) == {("i1", 0), ("i2", 0)}
+        assert store.statuses("m", "cot", "compact") == {}
         frame = store.samples()
     assert list(frame["status"]) == ["ok", "ok"] and frame["correct"].tolist() == [True, False]
 
