@@ -112,8 +112,7 @@ def record_from_problem(task: Task, params: TaskParams, problem: Mapping[str, An
             raise ValueError("the prompt holds a marker or [ANSWER]")
     except ValueError as error:
         raise RuntimeError(f"gold trace of {identifier} is invalid: {error}") from None
-    cot_ids = strip_marker_ids(ids)
-    peak, reductions, fault, position, broken = _check_trace(len(prompt), ids, answer_ids, cot_ids)
+    cot_ids, peak, reductions, fault, position, broken = _check_trace(len(prompt), ids, answer_ids)
     if fault or broken:
         problem_text = _invariant_problems(fault, position, broken)[0]
         raise RuntimeError(f"gold trace of {identifier} is invalid: {problem_text}")
@@ -156,9 +155,9 @@ def trace_problems(record: Mapping[str, Any]) -> list[str]:
         return [f"{error} of {task.name} at this size"]
     if len(prompt_ids) and prompt_ids.min() <= ANSWER_ID:
         return ["the prompt holds a marker or [ANSWER]"]
-    peak, reductions, fault, position, broken = _check_trace(len(prompt), ids, answer_ids, cot_ids)
+    derived_cot, peak, reductions, fault, position, broken = _check_trace(len(prompt), ids, answer_ids)
     found = _invariant_problems(fault, position, broken)
-    if not np.array_equal(cot_ids, strip_marker_ids(ids)):
+    if not np.array_equal(cot_ids, derived_cot):
         found.append("the CoT is not the PENCIL trace without its markers")
     stats = record["stats"]
     expected = {"prompt_tokens": len(prompt), "cot_tokens": len(cot), "pencil_tokens": len(pencil),
@@ -195,10 +194,11 @@ def _invariant_problems(fault: int, position: int, broken: int) -> list[str]:
 
 
 @kernel
-def _check_trace(prompt_len, pencil, answer, cot):  # noqa: ANN001, ANN202 (compiled)
-    """The invariants every trace keeps, on vocabulary ids, in one pass: the replay (peak,
-    reductions, fault and its position) and a bit set of the broken ones (see ``_BROKEN``;
-    the CoT is checked against the trace by callers that did not derive it from it)."""
+def _check_trace(prompt_len, pencil, answer):  # noqa: ANN001, ANN202 (compiled)
+    """The invariants every trace keeps, on vocabulary ids, in one call: the CoT the trace
+    stands for, the replay (peak, reductions, fault and its position) and a bit set of the
+    broken invariants (see ``_BROKEN``)."""
+    cot = strip_marker_ids(pencil)
     kept, peak, reductions, fault, position, _ = replay_codes(pencil, prompt_len, False)
     broken = 0
     if len(answer) == 0 or answer.min() <= ANSWER_ID:
@@ -219,7 +219,7 @@ def _check_trace(prompt_len, pencil, answer, cot):  # noqa: ANN001, ANN202 (comp
         for k in range(len(answer)):
             if cot[start + 1 + k] != answer[k]:
                 broken |= 4
-    return peak, reductions, fault, position, broken
+    return cot, peak, reductions, fault, position, broken
 
 
 def make_records(spec: Spec, start: int, stop: int) -> list[dict[str, Any]]:
