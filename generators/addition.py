@@ -28,7 +28,7 @@ from pencilbench.generators.pencil import SPECIAL_TOKENS
 from pencilbench.generators.task import Keep, Task, TaskParams, Trace, knob
 
 DIGITS = tuple("0123456789")
-# Ids of the vocabulary's tokens (see ``Addition.vocabulary``): digits, "+", then the
+# Ids of the vocabulary's tokens (see ``Addition.vocabulary``): digits, "+" and "=", then the
 # column tokens @0, @1, ... and the operand tokens #1, #2, ...
 FIRST_DIGIT = len(SPECIAL_TOKENS)
 PLUS = FIRST_DIGIT + len(DIGITS)
@@ -158,8 +158,9 @@ def column_trace(digits: np.ndarray, operands: int, columns: int) -> tuple[np.nd
     first_operand = FIRST_COLUMN + columns + 1  # the id of "#1"
     longest = number_length(10 * operands)  # a column total is below 10 * operands
     ids = np.empty(8 + columns * ((operands + 1) * (7 + longest)), np.int32)
-    ids[:5] = (CALL_ID, CALL_ID, FIRST_COLUMN, first_operand, FIRST_DIGIT)  # [CALL] [CALL] @0 #1 0
-    end = 5
+    # Element by element: tuple slice assignments cost seconds of first-call compile time.
+    ids[0], ids[1], ids[2], ids[3], ids[4] = CALL_ID, CALL_ID, FIRST_COLUMN, first_operand, FIRST_DIGIT
+    end = 5  # [CALL] [CALL] @0 #1 0
     written = np.empty(columns, np.int64)  # the sum's digits, least significant first
     carry, column, more = 0, 0, True
     while more:
@@ -169,8 +170,8 @@ def column_trace(digits: np.ndarray, operands: int, columns: int) -> tuple[np.nd
                 digit = digits[i * width + width - 1 - column] - ord("0")
                 total += digit
                 # + digit [SEP] [CALL] @column #next total [RETURN]
-                ids[end : end + 6] = (PLUS, FIRST_DIGIT + digit, SEP_ID, CALL_ID, FIRST_COLUMN + column,
-                                      first_operand + i + 1)
+                ids[end], ids[end + 1], ids[end + 2] = PLUS, FIRST_DIGIT + digit, SEP_ID
+                ids[end + 3], ids[end + 4], ids[end + 5] = CALL_ID, FIRST_COLUMN + column, first_operand + i + 1
                 end = write_number(ids, end + 6, total)
                 ids[end] = RETURN_ID
                 end += 1
@@ -178,14 +179,14 @@ def column_trace(digits: np.ndarray, operands: int, columns: int) -> tuple[np.nd
         carry = total // 10
         column += 1
         more = column < width or carry > 0
-        ids[end : end + 2] = (SEP_ID, FIRST_DIGIT + total % 10)
+        ids[end], ids[end + 1] = SEP_ID, FIRST_DIGIT + total % 10
         end += 2
         if more:  # the column's digit, then a frame for the next column: @column #1 carry
-            ids[end : end + 3] = (CALL_ID, FIRST_COLUMN + column, first_operand)
+            ids[end], ids[end + 1], ids[end + 2] = CALL_ID, FIRST_COLUMN + column, first_operand
             end = write_number(ids, end + 3, carry)
         ids[end] = RETURN_ID
         end += 1
-    ids[end : end + 2] = (SEP_ID, ANSWER_ID)
+    ids[end], ids[end + 1] = SEP_ID, ANSWER_ID
     answer_start = end + 2
     end = answer_start
     top = column - 1

@@ -11,9 +11,9 @@ and fills the gaps so that no nearer match exists:
 - hop k moves back by a gap g_k >= 1, geometric with mean a (the alphabet size); when the
   gaps need more than the n - 2 positions there is room for, they are a uniform composition
   into p parts of a total drawn uniformly from [p, n - 2];
-- the chain symbols t_0 (at the last position), t_1, ..., t_p are each uniform among the
-  a - 1 symbols other than the one before, except that after a hop of one position the
-  next symbol is the one two back (it already sits there);
+- the chain starts from a uniform symbol t_0 at the last position; t_1, ..., t_p are each
+  uniform among the a - 1 symbols other than the one before, except that after a hop of
+  one position the next symbol is the one two back (it already sits there);
 - position q_k (where hop k lands) holds t_k and its predecessor t_{k-1}; the other
   positions that hop k passes are uniform among the symbols other than t_{k-1}, and those
   before the last landing are uniform.
@@ -24,7 +24,8 @@ problem).
 
 The solver passes state by tail calls: the live frame ``[CALL] r i x`` holds the hops left,
 the position and its symbol, and each hop replaces it by the next one, so the live context
-is the prompt plus one frame.
+is the prompt plus one frame. It stays in Python: a hop is one ``str.rfind``, and for traces
+this short that is faster than a kernel whose ids must then become tokens.
 """
 
 from __future__ import annotations
