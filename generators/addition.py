@@ -141,6 +141,7 @@ def _read_sum(statement: str) -> tuple[str, ...] | None:
     number = single(_numbers(statement))
     return None if number is None else tuple(number)
 
+
 @kernel
 def decimal_digits(uniforms: np.ndarray) -> np.ndarray:
     """One ASCII digit per uniform number in [0, 1)."""
