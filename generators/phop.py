@@ -6,11 +6,26 @@ answer is the symbol reached after p hops.
 
 Every instance is well posed: each hop finds a match, never stays where it is, and lands on
 a symbol different from the one it started from. The sampler builds the chain backwards
-and fills the gaps so that no nearer match exists.
+and fills the gaps so that no nearer match exists:
+
+- hop k moves back by a gap g_k >= 1, geometric with mean a (the alphabet size); when the
+  gaps need more than the n - 2 positions there is room for, they are a uniform composition
+  into p parts of a total drawn uniformly from [p, n - 2];
+- the chain starts from a uniform symbol t_0 at the last position; t_1, ..., t_p are each
+  uniform among the a - 1 symbols other than the one before, except that after a hop of
+  one position the next symbol is the one two back (it already sits there);
+- position q_k (where hop k lands) holds t_k and its predecessor t_{k-1}; the other
+  positions that hop k passes are uniform among the symbols other than t_{k-1}, and those
+  before the last landing are uniform.
+
+Each candidate costs one row of uniform numbers, and a draw builds a few candidates at once
+in a compiled kernel (the dataset keeps about one in three: its split is a hash of the
+problem).
 
 The solver passes state by tail calls: the live frame ``[CALL] r i x`` holds the hops left,
 the position and its symbol, and each hop replaces it by the next one, so the live context
-is the prompt plus one frame.
+is the prompt plus one frame. It stays in Python: a hop is one ``str.rfind``, and for traces
+this short that is faster than a kernel whose ids must then become tokens.
 """
 
 from __future__ import annotations
@@ -22,27 +37,38 @@ from typing import Any
 
 import numpy as np
 from pencilbench.generators.answers import one_answer, single
-from pencilbench.generators.pencil import SPECIAL_TOKENS, TraceWriter
+from pencilbench.generators.compiled import kernel
+from pencilbench.generators.pencil import ANSWER, CALL, RETURN, SEP, SPECIAL_TOKENS
 from pencilbench.generators.task import Keep, Task, TaskParams, Trace, knob
 
 SYMBOLS = tuple("abcdefghijklmnopqrstuvwxyz")
 QUERY = "?"
+MAX_LENGTH = 8192
+NUMBERS = tuple(str(i) for i in range(MAX_LENGTH + 1))  # position and hop-count tokens
+# Candidates built per draw: the split keeps about one in three, and a draw's fixed cost
+# (a numpy call, a kernel call) outweighs a few more numbers at the sizes in use.
+CANDIDATES = 3
 
 
 @dataclass(frozen=True)
 class PhopParams(TaskParams):
     alphabet: int = knob(4, lo=2, hi=len(SYMBOLS), help="number of distinct symbols")
-    length: int = knob(256, lo=3, hi=8192, help="sequence length n")
+    length: int = knob(256, lo=3, hi=MAX_LENGTH, help="sequence length n")
     hops: int = knob(16, lo=1, hi=256, help="hops p")
 
     def check(self) -> None:
         if self.hops > self.length - 2:
             raise ValueError(f"hops must be in [1, length - 2] = [1, {self.length - 2}], got {self.hops}")
 
+    def uniforms(self) -> int:
+        """Uniform numbers one candidate consumes: its gaps and their composition (hops +
+        length - 2), its chain (hops + 1) and one per position (length)."""
+        return 2 * self.length + 2 * self.hops - 1
+
 
 class Phop(Task):
     name = "phop"
-    version = 2
+    version = 3
     Params = PhopParams
     summary = "p-hop induction: follow p induction-head hops back from the last symbol"
     quickstart_sizes = ({"length": 32, "hops": 4}, {"length": 64, "hops": 8})
@@ -55,34 +81,21 @@ class Phop(Task):
 
     def sample(self, params: PhopParams, rng: np.random.Generator, stratum: float,
                keep: Keep | None = None) -> dict[str, Any]:
-        # One cheap draw: the dataset applies ``keep`` to it.
-        n, p, a = params.length, params.hops, params.alphabet
-        gaps = rng.geometric(1.0 / a, size=p)
-        if gaps.sum() > n - 2:
-            # Too long for the sequence: a uniform composition of a total that fits.
-            total = int(rng.integers(p, n - 1))
-            cuts = np.sort(rng.choice(np.arange(1, total), size=p - 1, replace=False))
-            gaps = np.diff(np.concatenate(([0], cuts, [total])))
-        # Chain symbols t[0] (last position) .. t[p]: each differs from the one before; a
-        # one-step hop lands on the symbol two hops back, which already sits there.
-        steps = rng.integers(a - 1, size=p + 1).tolist()
-        chain = [int(rng.integers(a))]
-        for k in range(1, p + 1):
-            if k >= 2 and gaps[k - 1] == 1:
-                chain.append(chain[k - 2])
-            else:
-                chain.append((chain[k - 1] + 1 + steps[k]) % a)
-        landing = n - np.cumsum(gaps)  # q_1 .. q_p
-        x = rng.integers(a, size=n + 1)  # 1-based; x[0] is unused
-        # Between landing q_k and q_{k-1}, nothing may match t[k-1]: no nearer hop target.
-        avoid = np.repeat(np.array(chain[:p][::-1]), gaps[::-1])
-        fill = rng.integers(a - 1, size=len(avoid))
-        x[landing[-1] : n] = fill + (fill >= avoid)
-        t = np.array(chain)
-        x[n] = t[0]
-        x[landing] = t[1:]
-        x[landing - 1] = t[:-1]
-        return {"sequence": [SYMBOLS[s] for s in x[1:].tolist()], "hops": p}
+        # One draw of numbers for a few candidates; the first that ``keep`` accepts is the
+        # problem, or the last one when none is (the dataset then asks again).
+        n, p = params.length, params.hops
+        letters = build_sequences(rng.random((CANDIDATES, params.uniforms())), n, p, params.alphabet)
+        text = letters.tobytes().decode("ascii")
+        for start in range(0, CANDIDATES * n, n):
+            sequence = text[start : start + n]
+            if keep is None or keep(_split_part(sequence, p)):
+                break
+        return {"sequence": list(sequence), "hops": p}
+
+    def split_part(self, problem: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The problem with its sequence as one string (symbols are single letters), which
+        hashes in a fraction of the time of a list of one-letter strings."""
+        return _split_part("".join(problem["sequence"]), problem["hops"])
 
     def prompt(self, params: PhopParams, problem: Mapping[str, Any]) -> list[str]:
         return [*problem["sequence"], QUERY, str(problem["hops"])]
@@ -99,25 +112,25 @@ class Phop(Task):
         )
 
     def trace(self, params: PhopParams, problem: Mapping[str, Any]) -> Trace:
-        x = problem["sequence"]
-        here, left = len(x), problem["hops"]
-        out = TraceWriter()
-        out.call(str(left), str(here), x[here - 1])
+        letters = "".join(problem["sequence"])
+        here, left = len(letters), problem["hops"]
+        symbol = letters[here - 1]
+        tokens = [CALL, NUMBERS[left], NUMBERS[here], symbol]
         while left:
-            symbol = x[here - 1]
-            j = here
-            while x[j - 2] != symbol:  # x[j - 2] is the symbol at position j - 1
-                j -= 1
-            here, left = j, left - 1
-            out.tail(str(left), str(here), x[here - 1])
-        out.answer(x[here - 1])
-        return Trace(tuple(out.tokens), (x[here - 1],))
+            # The largest j <= here whose predecessor (index j - 2) holds the symbol.
+            j = letters.rfind(symbol, 0, here - 1) + 2
+            if j == 1:
+                raise ValueError(f"hop {problem['hops'] - left + 1} from position {here} finds no match")
+            here, left, symbol = j, left - 1, letters[j - 1]
+            tokens += (SEP, CALL, NUMBERS[left], NUMBERS[here], symbol, RETURN)
+        tokens += (SEP, ANSWER, symbol, RETURN)
+        return Trace(tuple(tokens), (symbol,))
 
     def parse_answer(self, params: PhopParams, problem: Mapping[str, Any], text: str) -> tuple[str, ...] | None:
         return one_answer(text, _read_symbol)
 
     def vocabulary(self, params: PhopParams) -> tuple[str, ...]:
-        numbers = tuple(str(i) for i in range(max(params.length, params.hops) + 1))
+        numbers = NUMBERS[: max(params.length, params.hops) + 1]
         return (*SPECIAL_TOKENS, *SYMBOLS[: params.alphabet], QUERY, *numbers)
 
 
@@ -129,6 +142,100 @@ def _read_symbol(statement: str) -> tuple[str, ...] | None:
     candidate, inside or outside the task's alphabet."""
     symbol = single([word for word in _WORD.findall(statement.lower()) if len(word) == 1])
     return None if symbol is None else (symbol,)
+
+
+def _split_part(sequence: str, hops: int) -> dict[str, Any]:
+    return {"sequence": sequence, "hops": hops}
+
+
+FIRST_LETTER = ord(SYMBOLS[0])
+
+
+@kernel
+def build_sequences(uniforms: np.ndarray, length: int, hops: int, alphabet: int) -> np.ndarray:
+    """One well-posed sequence per row of ``uniforms`` (``PhopParams.uniforms()`` numbers
+    each), as ASCII letters: a candidate's whole construction is one compiled pass."""
+    sequences = np.empty((uniforms.shape[0], length), np.uint8)
+    gaps = np.empty(hops, np.int64)
+    chain = np.empty(hops + 1, np.int64)
+    chain_start = length - 2 + hops
+    fill_start = chain_start + hops + 1
+    for row in range(uniforms.shape[0]):
+        numbers = uniforms[row]
+        draw_gaps(numbers[:chain_start], length, alphabet, gaps)
+        draw_chain(numbers[chain_start:fill_start], gaps, alphabet, chain)
+        place(numbers[fill_start:], gaps, chain, alphabet, sequences[row])
+    return sequences
+
+
+@kernel
+def draw_gaps(numbers: np.ndarray, length: int, alphabet: int, gaps: np.ndarray) -> None:
+    """Hop lengths: geometric with mean ``alphabet``, by inversion (g is the first k with
+    (1 - 1/alphabet)^k below a uniform in (0, 1]; products only, so every machine draws the
+    same); if they need more than ``length - 2`` positions, a uniform composition instead."""
+    hops, room = len(gaps), length - 2
+    stay = 1.0 - 1.0 / alphabet
+    total = 0
+    for k in range(hops):
+        threshold = 1.0 - numbers[k]
+        gap, tail = 1, stay
+        while tail >= threshold and total + gap <= room:
+            gap += 1
+            tail *= stay
+        gaps[k] = gap
+        total += gap
+        if total > room:
+            break
+    if total <= room:
+        return
+    # A total uniform in [hops, room], cut at hops - 1 of the points 1 .. total - 1 chosen
+    # uniformly by selection sampling (each point is taken with probability needed/left).
+    total = hops + int(numbers[hops] * (room - hops + 1))
+    needed, previous, part = hops - 1, 0, 0
+    for point in range(1, total):
+        if needed == 0:
+            break
+        if numbers[hops + point] * (total - point) < needed:
+            gaps[part] = point - previous
+            previous, part, needed = point, part + 1, needed - 1
+    gaps[hops - 1] = total - previous
+
+
+@kernel
+def draw_chain(numbers: np.ndarray, gaps: np.ndarray, alphabet: int, chain: np.ndarray) -> None:
+    """Symbols met from the last position back: each differs from the one before, and after
+    a one-position hop the next is the one two back, which already sits there."""
+    chain[0] = int(numbers[0] * alphabet)
+    for k in range(1, len(chain)):
+        if k >= 2 and gaps[k - 1] == 1:
+            chain[k] = chain[k - 2]
+        else:
+            chain[k] = (chain[k - 1] + 1 + int(numbers[k] * (alphabet - 1))) % alphabet
+
+
+@kernel
+def place(numbers: np.ndarray, gaps: np.ndarray, chain: np.ndarray, alphabet: int,
+          sequence: np.ndarray) -> None:
+    """Write the sequence (``numbers[i]`` draws position i + 1): the positions hop k passes
+    avoid t_{k-1}, so no nearer match exists; then each landing q_k gets t_k and its
+    predecessor t_{k-1}."""
+    length = len(sequence)
+    end = length
+    for k in range(len(gaps)):
+        start = end - gaps[k]
+        avoid = chain[k]
+        for position in range(start, end):  # 1-based positions q_k .. q_{k-1} - 1
+            symbol = int(numbers[position - 1] * (alphabet - 1))
+            sequence[position - 1] = FIRST_LETTER + symbol + (symbol >= avoid)
+        end = start
+    for position in range(1, end):
+        sequence[position - 1] = FIRST_LETTER + int(numbers[position - 1] * alphabet)
+    sequence[length - 1] = FIRST_LETTER + chain[0]
+    landing = length
+    for k in range(len(gaps)):
+        landing -= gaps[k]
+        sequence[landing - 1] = FIRST_LETTER + chain[k + 1]
+        sequence[landing - 2] = FIRST_LETTER + chain[k]
 
 
 TASK = Phop()
