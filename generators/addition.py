@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 from pencilbench.generators.answers import one_answer, single
-from pencilbench.generators.compiled import ANSWER_ID, CALL_ID, RETURN_ID, SEP_ID, kernel, tokens_of
-from pencilbench.generators.pencil import SPECIAL_TOKENS
+from pencilbench.generators.compiled import kernel
+from pencilbench.generators.pencil import ANSWER_ID, CALL_ID, RETURN_ID, SEP_ID, SPECIAL_TOKENS, tokens_of
 from pencilbench.generators.task import Keep, Task, TaskParams, Trace, knob
 
 DIGITS = tuple("0123456789")
@@ -108,7 +108,7 @@ class Addition(Task):
             raise ValueError("operands must be decimal digits")
         ids, answer_start = column_trace(np.frombuffer(digits, np.uint8), params.operands, params.columns())
         tokens = tokens_of(ids, params.tokens)
-        return Trace(tuple(tokens), tuple(tokens[answer_start:-1]))
+        return Trace(tuple(tokens), tuple(tokens[answer_start:-1]), ids=ids)
 
     def parse_answer(self, params: AdditionParams, problem: Mapping[str, Any], text: str) -> tuple[str, ...] | None:
         return one_answer(text, _read_sum)
