@@ -25,6 +25,7 @@ import numpy as np
 from pencilbench.generators.answers import one_answer, single
 from pencilbench.generators.compiled import kernel
 from pencilbench.generators.pencil import ANSWER_ID, CALL_ID, RETURN_ID, SEP_ID, SPECIAL_TOKENS, tokens_of
+from pencilbench.generators.seeding import JsonTemplate
 from pencilbench.generators.task import Keep, Task, TaskParams, Trace, knob
 
 DIGITS = tuple("0123456789")
@@ -55,6 +56,12 @@ class AdditionParams(TaskParams):
         return (*SPECIAL_TOKENS, *DIGITS, "+", "=", *columns, *operands)
 
 
+    @functools.cached_property
+    def split_template(self) -> JsonTemplate:
+        """A problem of this size as canonical JSON, its digits the variable bytes."""
+        return JsonTemplate.of({"operands": ["0" * self.digits] * self.operands}, "0")
+
+
 class Addition(Task):
     name = "addition"
     version = 4
@@ -73,14 +80,11 @@ class Addition(Task):
                keep: Keep | None = None) -> dict[str, Any]:
         # One draw of digits for a few candidates; the first that ``keep`` accepts is the
         # problem, or the last one when none is (the dataset then asks again).
-        k, d = params.operands, params.digits
-        size = k * d
-        text = decimal_digits(rng.random(CANDIDATES * size)).tobytes().decode("ascii")
-        for start in range(0, CANDIDATES * size, size):
-            problem = {"operands": [text[i : i + d] for i in range(start, start + size, d)]}
-            if keep is None or keep(problem):
-                break
-        return problem
+        d, size = params.digits, params.operands * params.digits
+        digits = decimal_digits(rng.random(CANDIDATES * size)).reshape(CANDIDATES, size)
+        chosen = 0 if keep is None else params.split_template.first_at_home(digits, keep.index)
+        text = digits[chosen].tobytes().decode("ascii")  # -1, none accepted: the last one
+        return {"operands": [text[i : i + d] for i in range(0, size, d)]}
 
     def prompt(self, params: AdditionParams, problem: Mapping[str, Any]) -> list[str]:
         tokens: list[str] = []

@@ -33,9 +33,9 @@ from pencilbench.generators.pencil import (
 from pencilbench.generators.registry import get_task
 from pencilbench.generators.seeding import (
     MAX_ATTEMPTS,
+    SplitTest,
     check_seed,
     check_split,
-    home_split,
     item_rng,
     stable_id,
     stratum,
@@ -73,9 +73,7 @@ def draw_problem(task: Task, params: TaskParams, split: str, seed: int, index: i
     place = stratum(task.name, key, split, seed, index)
     rng = item_rng(task.name, key, split, seed, index)
 
-    def keep(part: Mapping[str, Any]) -> bool:
-        return home_split(part) == split
-
+    keep = SplitTest(split)
     for _ in range(MAX_ATTEMPTS):
         problem = task.sample(params, rng, place, keep)
         if keep(task.split_part(problem)):

@@ -30,6 +30,7 @@ this short that is faster than a kernel whose ids must then become tokens.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ import numpy as np
 from pencilbench.generators.answers import one_answer, single
 from pencilbench.generators.compiled import kernel
 from pencilbench.generators.pencil import ANSWER, CALL, RETURN, SEP, SPECIAL_TOKENS
+from pencilbench.generators.seeding import JsonTemplate
 from pencilbench.generators.task import Keep, Task, TaskParams, Trace, knob
 
 SYMBOLS = tuple("abcdefghijklmnopqrstuvwxyz")
@@ -59,6 +61,12 @@ class PhopParams(TaskParams):
     def check(self) -> None:
         if self.hops > self.length - 2:
             raise ValueError(f"hops must be in [1, length - 2] = [1, {self.length - 2}], got {self.hops}")
+
+    @functools.cached_property
+    def split_template(self) -> JsonTemplate:
+        """The split part of a problem of this size as canonical JSON, its letters the
+        variable bytes."""
+        return JsonTemplate.of(_split_part("?" * self.length, self.hops), "?")
 
     def uniforms(self) -> int:
         """Uniform numbers one candidate consumes: its gaps and their composition (hops +
@@ -83,14 +91,10 @@ class Phop(Task):
                keep: Keep | None = None) -> dict[str, Any]:
         # One draw of numbers for a few candidates; the first that ``keep`` accepts is the
         # problem, or the last one when none is (the dataset then asks again).
-        n, p = params.length, params.hops
-        letters = build_sequences(rng.random((CANDIDATES, params.uniforms())), n, p, params.alphabet)
-        text = letters.tobytes().decode("ascii")
-        for start in range(0, CANDIDATES * n, n):
-            sequence = text[start : start + n]
-            if keep is None or keep(_split_part(sequence, p)):
-                break
-        return {"sequence": list(sequence), "hops": p}
+        letters = build_sequences(rng.random((CANDIDATES, params.uniforms())), params.length, params.hops,
+                                  params.alphabet)
+        chosen = 0 if keep is None else params.split_template.first_at_home(letters, keep.index)
+        return {"sequence": list(letters[chosen].tobytes().decode("ascii")), "hops": params.hops}
 
     def split_part(self, problem: Mapping[str, Any]) -> Mapping[str, Any]:
         """The problem with its sequence as one string (symbols are single letters), which

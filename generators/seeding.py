@@ -19,6 +19,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,13 +41,34 @@ def problem_hash(problem: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def canonical_json(problem: Mapping[str, Any]) -> bytes:
-    """The bytes a problem's home split is hashed from."""
-    return json.dumps(problem, sort_keys=True, separators=(",", ":")).encode()
+    """The bytes a problem's home split is hashed from: JSON, sorted keys, no spaces."""
+    return _CANONICAL.encode(problem).encode()
 
 
 def home_split(problem: Mapping[str, Any]) -> str:
     return SPLITS[split_index(np.frombuffer(canonical_json(problem), dtype=np.uint8))]
+
+
+@dataclass(frozen=True)
+class SplitTest:
+    """The test an item applies to its candidates' split parts: is their home ``split``?
+
+    A compiled sampler may run it where it draws, comparing ``index`` with
+    :func:`split_index` of each candidate's canonical JSON bytes (:func:`first_at_home`).
+    """
+
+    split: str
+
+    @property
+    def index(self) -> int:
+        return SPLITS.index(self.split)
+
+    def __call__(self, part: Mapping[str, Any]) -> bool:
+        return home_split(part) == self.split
 
 
 _FNV_OFFSET, _FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)
@@ -66,6 +88,41 @@ def split_index(data):  # noqa: ANN001, ANN201 (compiled)
     h *= _MIX_2
     h ^= h >> np.uint64(31)
     return int(h % _SPLIT_COUNT)
+
+
+@dataclass(frozen=True, eq=False)
+class JsonTemplate:
+    """Canonical JSON of a problem shape, with the places its variable bytes go: a compiled
+    sampler fills it with each candidate's bytes and tests them all with
+    :func:`first_at_home`, where hashing each candidate's JSON would cost more than drawing
+    it. Built from a part whose variable bytes are all ``placeholder``, a byte that occurs
+    nowhere else in its JSON."""
+
+    bytes: np.ndarray
+    slots: np.ndarray
+
+    @classmethod
+    def of(cls, part: Mapping[str, Any], placeholder: str) -> JsonTemplate:
+        text = np.frombuffer(canonical_json(part), dtype=np.uint8)
+        return cls(text, np.flatnonzero(text == ord(placeholder)))
+
+    def first_at_home(self, fills: np.ndarray, split: int) -> int:
+        """The first row of ``fills`` (one candidate's variable bytes per row) whose home
+        split is ``split``; -1 when none is."""
+        rows = np.empty((len(fills), len(self.bytes)), dtype=np.uint8)
+        rows[:] = self.bytes
+        rows[:, self.slots] = fills
+        return first_at_home(rows, split)
+
+
+@kernel
+def first_at_home(rows, split):  # noqa: ANN001, ANN201 (compiled)
+    """The first of several candidates, given as rows of canonical JSON bytes (a uint8
+    matrix), whose home split is ``split`` (an index into ``SPLITS``); -1 when none is."""
+    for row in range(rows.shape[0]):
+        if split_index(rows[row]) == split:
+            return row
+    return -1
 
 
 def check_split(split: str) -> str:

@@ -6,11 +6,12 @@ import dataclasses
 import functools
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+from pencilbench.generators.seeding import SplitTest
 
 
 def knob(default: Any, *, lo: float | None = None, hi: float | None = None,
@@ -124,7 +125,7 @@ class Trace:
 
 
 # A test on a problem's split part: whether the item may keep it.
-Keep = Callable[[Mapping[str, Any]], bool]
+Keep = SplitTest
 
 
 class Task(ABC):
@@ -156,7 +157,8 @@ class Task(ABC):
         home split is the item's split). A task that draws candidates in a loop, or whose
         split part is known before its costly work, applies it there, so that a candidate
         bound to be thrown away costs no more; the result must still pass it (it is
-        checked again).
+        checked again). A compiled sampler can run the test inside its kernel: see
+        :class:`~pencilbench.generators.seeding.SplitTest`.
         """
 
     def split_part(self, problem: Mapping[str, Any]) -> Mapping[str, Any]:

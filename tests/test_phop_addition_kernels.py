@@ -6,10 +6,13 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from pencilbench.generators import addition, phop
 from pencilbench.generators.addition import TASK as ADDITION
+from pencilbench.generators.addition import decimal_digits
 from pencilbench.generators.dataset import record_from_problem
 from pencilbench.generators.phop import SYMBOLS, build_sequences
 from pencilbench.generators.phop import TASK as PHOP
+from pencilbench.generators.seeding import SPLITS, SplitTest, home_split
 from pencilbench.solvers.phop import hop_target
 from pencilbench.solvers.registry import check_answer
 
@@ -108,21 +111,34 @@ def test_phop_construction_is_a_pure_function_of_its_numbers():
     assert PHOP.sample(params, np.random.default_rng(10), 0.0) == PHOP.sample(params, np.random.default_rng(10), 0.0)
 
 
+def candidates(task, params, seed: int) -> list[dict]:
+    """Every candidate one call of ``sample`` draws from ``default_rng(seed)``, in order."""
+    rng = np.random.default_rng(seed)
+    if task is PHOP:
+        rows = build_sequences(rng.random((phop.CANDIDATES, params.uniforms())), params.length, params.hops,
+                               params.alphabet)
+        return [{"sequence": list(row.tobytes().decode()), "hops": params.hops} for row in rows]
+    d = params.digits
+    rows = decimal_digits(rng.random(addition.CANDIDATES * params.operands * d))
+    text = rows.tobytes().decode()
+    size = params.operands * d
+    return [{"operands": [text[i : i + d] for i in range(start, start + size, d)]}
+            for start in range(0, len(text), size)]
+
+
 @pytest.mark.parametrize("task", [PHOP, ADDITION])
-def test_sample_tests_the_split_on_what_it_returns_and_falls_back_to_its_last_candidate(task):
+@pytest.mark.parametrize("split", SPLITS)
+def test_sample_keeps_the_first_candidate_at_home_in_the_split_else_its_last(task, split):
     params = task.params(task.quickstart_sizes[0])
-    seen = []
-
-    def second(part):
-        seen.append(part)
-        return len(seen) == 2
-
-    problem = task.sample(params, np.random.default_rng(11), 0.0, second)
-    assert len(seen) == 2 and task.split_part(problem) == seen[1] != seen[0]
-    seen.clear()
-    refused = task.sample(params, np.random.default_rng(11), 0.0, lambda part: seen.append(part) and False)
-    assert len(seen) > 2 and task.split_part(refused) == seen[-1]
-    assert len({repr(part) for part in seen}) == len(seen)  # every candidate is a new draw
+    fallbacks = 0
+    for seed in range(60):
+        drawn = candidates(task, params, seed)
+        at_home = [c for c in drawn if home_split(task.split_part(c)) == split]
+        fallbacks += not at_home
+        expected = at_home[0] if at_home else drawn[-1]
+        assert task.sample(params, np.random.default_rng(seed), 0.0, SplitTest(split)) == expected
+    assert 0 < fallbacks < 30  # both ways out are taken (for p-hop's 3 candidates, 30% of draws)
+    assert task.sample(params, np.random.default_rng(5), 0.0) == candidates(task, params, 5)[0]
 
 
 def test_phop_split_part_names_the_whole_problem():
