@@ -214,39 +214,59 @@ def _clause_masks(clauses: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 @kernel
+def _next_subset(subset: int, mask: int) -> int:
+    """The subset of ``mask``'s bits that follows ``subset`` in increasing order; 0 after the
+    last (all of ``mask``)."""
+    return (subset - mask) & mask
+
+
+@kernel
 def _eliminated_truth(order: np.ndarray, forall: np.ndarray, care: np.ndarray, falsify: np.ndarray,
                       never_false: np.ndarray, table: np.ndarray) -> bool:
     """Truth by exact quantifier elimination over ``table`` (one bit per assignment, words
     as in ``TRUE_INSIDE``'s notes; overwritten): the satisfying set of the clauses, then the
-    prefix's variables innermost first, exists an OR and for all an AND of the two halves."""
-    words = table.shape[0]
-    # Inside a word, clause j is false on the bits of inside_false[j]; across words, where
-    # the word index agrees with the clause's variables 7 and up.
-    inside_false = np.empty(care.shape[0], dtype=np.uint64)
+    prefix's variables innermost first, exists an OR and for all an AND of the two halves.
+
+    Only the words a step changes are visited: a clause's words are those whose index agrees
+    with its variables 7 and up, and once a variable 7 or up is eliminated only the words
+    with its index bit clear still matter (``live``).
+    """
+    live = table.shape[0] - 1  # word-index bits of the variables not eliminated yet
+    table[:] = ALL_ONES
     for j in range(care.shape[0]):
-        mask = ALL_ONES
+        if never_false[j]:
+            continue
+        inside_false = ALL_ONES  # the bits of a word where the clause's variables 1..6 falsify it
         for k in range(WORD_BITS):
             if care[j] >> k & 1:
-                mask &= TRUE_INSIDE[k] if falsify[j] >> k & 1 else ~TRUE_INSIDE[k]
-        inside_false[j] = mask
-    for w in range(words):
-        satisfied = ALL_ONES
-        for j in range(care.shape[0]):
-            if not never_false[j] and w & (care[j] >> WORD_BITS) == falsify[j] >> WORD_BITS:
-                satisfied &= ~inside_false[j]
-        table[w] = satisfied
+                inside_false &= TRUE_INSIDE[k] if falsify[j] >> k & 1 else ~TRUE_INSIDE[k]
+        free, fixed = live & ~(care[j] >> WORD_BITS), falsify[j] >> WORD_BITS
+        subset = 0
+        while True:
+            table[fixed | subset] &= ~inside_false
+            subset = _next_subset(subset, free)
+            if subset == 0:
+                break
     for position in range(order.shape[0] - 1, -1, -1):
         k, exists = order[position] - 1, not forall[position]
         if k < WORD_BITS:  # the halves are bits 2^k apart in every word
             shift, low = np.uint64(1 << k), ~TRUE_INSIDE[k]
-            for w in range(words):
+            w = 0
+            while True:
                 other = table[w] >> shift
                 table[w] = (table[w] | other if exists else table[w] & other) & low
+                w = _next_subset(w, live)
+                if w == 0:
+                    break
         else:  # the halves are whole words 2^(k-6) apart
             stride = 1 << (k - WORD_BITS)
-            for w in range(words):
-                if not w & stride:
-                    table[w] = table[w] | table[w + stride] if exists else table[w] & table[w + stride]
+            live &= ~stride
+            w = 0
+            while True:
+                table[w] = table[w] | table[w | stride] if exists else table[w] & table[w | stride]
+                w = _next_subset(w, live)
+                if w == 0:
+                    break
     return table[0] & np.uint64(1) == 1
 
 
