@@ -280,11 +280,11 @@ def test_the_split_is_tested_only_on_formulas_that_passed_the_label_and_propagat
             assert not propagation_decides(candidate), candidate
 
 
-def random_formula(rng, n, widths=(1, 2, 3, 4)):
-    """A formula with clauses of mixed widths, repeated literals and tautologies, and every
-    variable quantified in a shuffled order."""
+def random_formula(rng, n, widths=(1, 2, 3, 4), ratio=4.0):
+    """A formula with clauses of mixed widths, repeated literals and tautologies, up to
+    ``ratio * n`` clauses, and every variable quantified in a shuffled order."""
     clauses = []
-    for _ in range(int(rng.integers(max(1, n // 5 + 1), 4 * n + 1))):
+    for _ in range(int(rng.integers(n // 5 + 1, ratio * n + 1))):
         width = int(rng.choice(widths))
         clauses.append([int(v) * int(rng.choice((-1, 1))) for v in rng.integers(1, n + 1, size=width)])
     prefix = [["a" if rng.random() < 0.5 else "e", int(v)] for v in rng.permutation(np.arange(1, n + 1))]
@@ -302,6 +302,17 @@ def test_compiled_evaluation_and_elimination_agree_with_the_oracle_on_random_for
         assert traced == truth, problem
         if n <= 8:
             assert brute_force(problem) == truth, problem
+
+
+def test_elimination_agrees_with_the_oracle_up_to_twenty_variables():
+    # Truth tables of up to 2^20 assignments: most variables vary from word to word.
+    rng = np.random.default_rng(19)
+    truths = []
+    for _ in range(24):
+        problem = random_formula(rng, int(rng.integers(14, 21)), widths=(3,), ratio=0.6)
+        truths.append(oracle.evaluate(problem))
+        assert truth_by_elimination(problem["num_vars"], *formula_arrays(problem)) == truths[-1], problem
+    assert 4 <= sum(truths) <= 20
 
 
 def test_traces_of_random_formulas_follow_from_the_live_context():
