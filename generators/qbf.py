@@ -53,6 +53,7 @@ from pencilbench.generators.task import Keep, Task, TaskParams, Trace, knob
 TRUE, FALSE, QUERY = "True", "False", "?"
 QUANTIFIER_TOKENS = {"e": "E", "a": "A"}
 WIDTH = 3
+MAX_VARIABLES = 20  # truth tables hold 2^n bits
 MAX_DRAWS = 5000  # formulas drawn for one label before the size is declared unworkable
 NUMBERS_PER_BLOCK = 1024  # uniform numbers the generator draws at a time for the sampler
 
@@ -72,7 +73,7 @@ ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 @dataclass(frozen=True)
 class QbfParams(TaskParams):
-    variables: int = knob(10, lo=3, hi=20, help="variables n")
+    variables: int = knob(10, lo=3, hi=MAX_VARIABLES, help="variables n")
     ratio: float = knob(1.0, lo=0.2, hi=20.0, help="clauses per variable; m = round(ratio * n)")
     prefix: str = knob("random", choices=("random", "blocks"),
                        help="quantifier per variable at random, or alternating blocks")
@@ -426,9 +427,25 @@ def traced_evaluation(n: int, order: np.ndarray, forall: np.ndarray,
             length += 3
 
 
+@kernel
+def _in_range(n: int, order: np.ndarray, clauses: np.ndarray) -> bool:
+    """Whether the prefix names variables 1..n and every literal is one of them (or 0, the
+    padding of a short clause)."""
+    for var in order:
+        if not 1 <= var <= n:
+            return False
+    for literal in clauses.ravel():
+        if abs(literal) > n:
+            return False
+    return True
+
+
 def formula_arrays(problem: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A problem's prefix order, universal flags and clause rows, as the kernels take them."""
-    prefix, clauses = problem["prefix"], problem["clauses"]
+    """A problem's prefix order, universal flags and clause rows, as the kernels take them;
+    ``ValueError`` when the problem names variables outside 1..num_vars."""
+    n, prefix, clauses = problem["num_vars"], problem["prefix"], problem["clauses"]
+    if not 1 <= n <= MAX_VARIABLES:
+        raise ValueError(f"num_vars must be in [1, {MAX_VARIABLES}], got {n}")
     if not prefix:
         raise ValueError("a QBF needs at least one quantified variable")
     order = np.array([var for _, var in prefix], dtype=np.int64)
@@ -440,6 +457,8 @@ def formula_arrays(problem: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, 
         rows = np.zeros((len(clauses), width), dtype=np.int64)
         for j, clause in enumerate(clauses):
             rows[j, : len(clause)] = clause
+    if not _in_range(n, order, rows):
+        raise ValueError(f"the prefix and the literals must name variables in [1, num_vars] = [1, {n}]")
     return order, forall, rows
 
 

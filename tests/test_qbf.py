@@ -359,3 +359,14 @@ def test_candidates_are_one_stream_whatever_the_block_of_numbers(monkeypatch):
         monkeypatch.setattr(qbf_module, "NUMBERS_PER_BLOCK", 7)
         assert draw_formulas(params, np.random.default_rng(3), 60) == whole
         monkeypatch.undo()
+
+
+@pytest.mark.parametrize(("problem", "fragment"), [
+    ({"num_vars": 3, "prefix": [["e", 1], ["a", 2], ["e", 3]], "clauses": [[1, -4, 2]]}, r"\[1, num_vars\] = \[1, 3\]"),
+    ({"num_vars": 3, "prefix": [["e", 1], ["a", 5]], "clauses": [[1, 2]]}, r"\[1, num_vars\] = \[1, 3\]"),
+    ({"num_vars": 3, "prefix": [], "clauses": [[1, 2]]}, "at least one quantified variable"),
+    ({"num_vars": 21, "prefix": [["e", 1]], "clauses": [[1]]}, r"num_vars must be in \[1, 20\]"),
+])
+def test_formulas_naming_variables_out_of_range_are_refused(problem, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        formula_arrays(problem)
