@@ -370,3 +370,10 @@ def test_candidates_are_one_stream_whatever_the_block_of_numbers(monkeypatch):
 def test_formulas_naming_variables_out_of_range_are_refused(problem, fragment):
     with pytest.raises(ValueError, match=fragment):
         formula_arrays(problem)
+
+
+def test_a_size_without_formulas_of_the_label_is_refused():
+    # One clause with an existential variable is always true: the draws run out and say so.
+    params = TASK.params({"variables": 3, "ratio": 0.2, "target": 0.0})
+    with pytest.raises(ValueError, match="no false formula that needs search in 5000 draws"):
+        TASK.sample(params, np.random.default_rng(0), 0.5)
