@@ -293,9 +293,9 @@ def decided_by_propagation(n: int, order: np.ndarray, forall: np.ndarray, clause
     # Only existential variables are ever set, so a clause's universal literals stay free:
     # all that matters of them is the outermost one's level (an existential literal is unit
     # when it is the clause's only free existential one and quantified before every universal).
-    outermost = np.full(m, order.shape[0], dtype=np.int64)
+    outermost = np.empty(m, dtype=np.int64)
     for j in range(m):
-        existential = False
+        outermost[j], existential = order.shape[0], False
         for literal in clauses[j]:
             if literal == 0:
                 continue
@@ -333,7 +333,8 @@ def decided_by_propagation(n: int, order: np.ndarray, forall: np.ndarray, clause
             return True
         if found == 0:
             return False
-        for literal in units[:found]:
+        for u in range(found):
+            literal = units[u]
             wanted = 1 if literal > 0 else -1
             if value[abs(literal)] == -wanted:
                 return True  # two units ask for opposite values: a conflict
@@ -391,9 +392,7 @@ def traced_evaluation(n: int, order: np.ndarray, forall: np.ndarray,
     length += 1
     while True:
         if ids.shape[0] - length < 3 * depth_count + 8:  # room for one step and a full unwind
-            grown = np.empty(2 * ids.shape[0], dtype=np.int32)
-            grown[:length] = ids[:length]
-            ids = grown
+            ids = np.concatenate((ids, np.empty_like(ids)))
         var = order[depth]
         literal_id = FIRST_LITERAL_ID + 2 * (var - 1) + (1 - branch[depth])  # v, then -v
         ids[length] = literal_id
@@ -413,17 +412,18 @@ def traced_evaluation(n: int, order: np.ndarray, forall: np.ndarray,
                 length += 1
                 result = False
                 break
-        ids[length] = TRUE_ID if result else FALSE_ID
+        verdict = TRUE_ID if result else FALSE_ID
+        ids[length] = verdict
         length += 1
         while True:  # hand the result up through every frame it settles
             if branch[depth] == 0 and result != (not forall[depth]):
                 branch[depth] = 1  # undecided: try the variable true
                 break
-            if depth == 0:
-                ids[length : length + 4] = (SEP_ID, ANSWER_ID, TRUE_ID if result else FALSE_ID, RETURN_ID)
+            if depth == 0:  # the root frame closes with the answer
+                ids[length], ids[length + 1], ids[length + 2], ids[length + 3] = SEP_ID, ANSWER_ID, verdict, RETURN_ID
                 return ids[: length + 4], result, leaves
             depth -= 1
-            ids[length : length + 3] = (SEP_ID, TRUE_ID if result else FALSE_ID, RETURN_ID)
+            ids[length], ids[length + 1], ids[length + 2] = SEP_ID, verdict, RETURN_ID
             length += 3
 
 
@@ -434,9 +434,10 @@ def _in_range(n: int, order: np.ndarray, clauses: np.ndarray) -> bool:
     for var in order:
         if not 1 <= var <= n:
             return False
-    for literal in clauses.ravel():
-        if abs(literal) > n:
-            return False
+    for j in range(clauses.shape[0]):
+        for literal in clauses[j]:
+            if abs(literal) > n:
+                return False
     return True
 
 
