@@ -428,12 +428,14 @@ def traced_evaluation(n: int, order: np.ndarray, forall: np.ndarray,
 
 
 @kernel
-def _in_range(n: int, order: np.ndarray, clauses: np.ndarray) -> bool:
-    """Whether the prefix names variables 1..n and every literal is one of them (or 0, the
-    padding of a short clause)."""
+def _well_formed(n: int, order: np.ndarray, clauses: np.ndarray) -> bool:
+    """Whether the prefix names distinct variables of 1..n and every literal names one of
+    1..n (or is 0, the padding of a short clause)."""
+    bound = np.zeros(n + 1, dtype=np.bool_)
     for var in order:
-        if not 1 <= var <= n:
+        if not 1 <= var <= n or bound[var]:
             return False
+        bound[var] = True
     for j in range(clauses.shape[0]):
         for literal in clauses[j]:
             if abs(literal) > n:
@@ -443,7 +445,7 @@ def _in_range(n: int, order: np.ndarray, clauses: np.ndarray) -> bool:
 
 def formula_arrays(problem: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A problem's prefix order, universal flags and clause rows, as the kernels take them;
-    ``ValueError`` when the problem names variables outside 1..num_vars."""
+    ``ValueError`` when it names a variable outside 1..num_vars or quantifies one twice."""
     n, prefix, clauses = problem["num_vars"], problem["prefix"], problem["clauses"]
     if not 1 <= n <= MAX_VARIABLES:
         raise ValueError(f"num_vars must be in [1, {MAX_VARIABLES}], got {n}")
@@ -458,8 +460,9 @@ def formula_arrays(problem: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, 
         rows = np.zeros((len(clauses), width), dtype=np.int64)
         for j, clause in enumerate(clauses):
             rows[j, : len(clause)] = clause
-    if not _in_range(n, order, rows):
-        raise ValueError(f"the prefix and the literals must name variables in [1, num_vars] = [1, {n}]")
+    if not _well_formed(n, order, rows):
+        raise ValueError(f"the prefix must name distinct variables, and it and the literals variables in "
+                         f"[1, num_vars] = [1, {n}]")
     return order, forall, rows
 
 

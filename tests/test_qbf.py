@@ -364,10 +364,11 @@ def test_candidates_are_one_stream_whatever_the_block_of_numbers(monkeypatch):
 @pytest.mark.parametrize(("problem", "fragment"), [
     ({"num_vars": 3, "prefix": [["e", 1], ["a", 2], ["e", 3]], "clauses": [[1, -4, 2]]}, r"\[1, num_vars\] = \[1, 3\]"),
     ({"num_vars": 3, "prefix": [["e", 1], ["a", 5]], "clauses": [[1, 2]]}, r"\[1, num_vars\] = \[1, 3\]"),
+    ({"num_vars": 3, "prefix": [["e", 1], ["a", 2], ["a", 1]], "clauses": [[1, 2]]}, "distinct variables"),
     ({"num_vars": 3, "prefix": [], "clauses": [[1, 2]]}, "at least one quantified variable"),
     ({"num_vars": 21, "prefix": [["e", 1]], "clauses": [[1]]}, r"num_vars must be in \[1, 20\]"),
 ])
-def test_formulas_naming_variables_out_of_range_are_refused(problem, fragment):
+def test_formulas_naming_variables_out_of_range_or_twice_are_refused(problem, fragment):
     with pytest.raises(ValueError, match=fragment):
         formula_arrays(problem)
 
