@@ -453,9 +453,11 @@ def formula_arrays(problem: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, 
         raise ValueError("a QBF needs at least one quantified variable")
     order = np.array([var for _, var in prefix], dtype=np.int64)
     forall = np.array([kind == "a" for kind, _ in prefix], dtype=np.bool_)
-    width = max((len(clause) for clause in clauses), default=1)
-    if all(len(clause) == width for clause in clauses):
-        rows = np.array(clauses, dtype=np.int64).reshape(len(clauses), width)
+    widths = set(map(len, clauses))
+    width = max(widths, default=1)
+    if len(widths) <= 1:
+        literals = itertools.chain.from_iterable(clauses)
+        rows = np.fromiter(literals, dtype=np.int64, count=len(clauses) * width).reshape(len(clauses), width)
     else:
         rows = np.zeros((len(clauses), width), dtype=np.int64)
         for j, clause in enumerate(clauses):
