@@ -2,19 +2,22 @@
 clauses of three distinct variables, and a quantifier prefix.
 
 Prefix styles: ``random`` gives each variable 1..n (in that order) an independent fair
-quantifier, as PENCIL does; ``blocks`` splits 1..n into ``blocks`` contiguous blocks of
-near-equal size with alternating quantifiers, the first one chosen by a coin.
+quantifier, as PENCIL does (when every variable comes out universal, one of them, drawn at
+random, is made existential); ``blocks`` splits 1..n into ``blocks`` contiguous blocks of
+near-equal size with alternating quantifiers, the first one chosen by a coin (a single block
+is existential).
 
-Sampling avoids instances that need no search. A clause with no existential variable is
-false under any universal choice, so such clauses are drawn again; a formula that unit
-propagation with universal reduction decides on its own (before any variable is chosen) is
-drawn again; clauses have distinct variables, so none is a tautology. The label comes
-first, from the item's stratum (true when ``stratum < target``, so the shares of any run of
-items are within a couple of items of ``target``), and whole formulas are drawn until one
-has it; the
-label is computed on the final formula by an exact quantifier elimination over bit sets of
-all assignments, which shares nothing with the traced search, and every trace is checked
-against it.
+Sampling avoids instances that need no search. Each clause draws three variables uniformly
+until they are distinct and at least one of them is existential (a clause with no
+existential variable is false under any universal choice), then a random sign for each; the
+clauses have distinct variables, so none is a tautology. A formula that unit propagation with
+universal reduction decides on its own (before any variable is chosen) is drawn again. The
+label comes first, from the item's stratum (true when ``stratum < target``, so the shares of
+any run of items are within a couple of items of ``target``), and whole formulas are drawn
+until one has it; the label is computed on each candidate by an exact quantifier
+elimination over bit sets of all assignments, which shares nothing with the traced search,
+and every trace is checked against it. The item's split is tested last, on candidates that
+passed both checks. Drawing, labelling and the propagation check run as one compiled loop.
 
 Prompt: ``E 1 A 2 ... c1 l l l c2 l l l ... ?`` (``E`` exists, ``A`` for all).
 
@@ -26,31 +29,51 @@ needs no frame: once it is set, the leaf check follows it directly, ``x cJ False
 the first clause the full assignment falsifies, or ``x True``. The live context holds the
 prompt and at most four tokens per prefix level, so it grows linearly while the CoT grows
 with the search tree.
+
+Variables the prefix leaves out (only formulas users bring can have them) stay false, both in
+the traced evaluation and in the elimination.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from pencilbench.generators.answers import one_answer, single
-from pencilbench.generators.pencil import SPECIAL_TOKENS, TraceWriter
-from pencilbench.generators.sat import clause_lines, clause_tokens, false_masks, satisfying_set
+from pencilbench.generators.compiled import ANSWER_ID, CALL_ID, RETURN_ID, SEP_ID, kernel, tokens_of
+from pencilbench.generators.pencil import SPECIAL_TOKENS
+from pencilbench.generators.sat import clause_lines, clause_tokens
 from pencilbench.generators.task import Keep, Task, TaskParams, Trace, knob
 
 TRUE, FALSE, QUERY = "True", "False", "?"
 QUANTIFIER_TOKENS = {"e": "E", "a": "A"}
 WIDTH = 3
+MAX_VARIABLES = 20  # truth tables hold 2^n bits
 MAX_DRAWS = 5000  # formulas drawn for one label before the size is declared unworkable
-BATCH = 16  # formulas drawn per round of numpy calls
+NUMBERS_PER_BLOCK = 1024  # uniform numbers the generator draws at a time for the sampler
+
+# Token ids of the vocabulary (see ``Qbf.vocabulary``): the fixed tokens, then the literals
+# 1, -1, 2, -2, ..., then the clause names c1, c2, ...
+_FIXED_TOKENS = (*SPECIAL_TOKENS, QUERY, TRUE, FALSE, *QUANTIFIER_TOKENS.values())
+TRUE_ID, FALSE_ID = _FIXED_TOKENS.index(TRUE), _FIXED_TOKENS.index(FALSE)
+FIRST_LITERAL_ID = len(_FIXED_TOKENS)
+
+# Truth tables are bit sets over all assignments: assignment a (variable v true iff bit v-1
+# of a) is bit a % 64 of word a // 64, so variables 1..6 vary inside a word and the others
+# from word to word. TRUE_INSIDE[k]: the bits of a word where variable k+1 is true.
+WORD_BITS = 6
+TRUE_INSIDE = np.array([sum(1 << i for i in range(64) if i >> k & 1) for k in range(WORD_BITS)], dtype=np.uint64)
+ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 @dataclass(frozen=True)
 class QbfParams(TaskParams):
-    variables: int = knob(10, lo=3, hi=20, help="variables n")
+    variables: int = knob(10, lo=3, hi=MAX_VARIABLES, help="variables n")
     ratio: float = knob(1.0, lo=0.2, hi=20.0, help="clauses per variable; m = round(ratio * n)")
     prefix: str = knob("random", choices=("random", "blocks"),
                        help="quantifier per variable at random, or alternating blocks")
@@ -64,6 +87,10 @@ class QbfParams(TaskParams):
     def clauses(self) -> int:
         return max(1, round(self.ratio * self.variables))
 
+    def prefix_blocks(self) -> int:
+        """Quantifier blocks of the prefix, 0 for a quantifier per variable at random."""
+        return self.blocks if self.prefix == "blocks" else 0
+
     @classmethod
     def of(cls, problem: Mapping[str, Any]) -> QbfParams:
         """The size of a given formula (one a user brought): its quantifier blocks count as
@@ -73,163 +100,377 @@ class QbfParams(TaskParams):
         return cls(variables=n, ratio=len(problem["clauses"]) / max(n, 1), prefix="blocks", blocks=max(blocks, 1))
 
 
-def draw_universal(params: QbfParams, rng: np.random.Generator, formulas: int) -> np.ndarray:
-    """Which variables 1..n are universal, one row per formula (prefix order is 1..n); every
-    row keeps at least one existential variable."""
-    n = params.variables
-    if params.prefix == "blocks":
-        sizes = [n // params.blocks + (b < n % params.blocks) for b in range(params.blocks)]
-        block = np.repeat(np.arange(params.blocks), sizes)
-        first = rng.integers(0, 2, size=(formulas, 1))
-        universal = (block[None, :] + first) % 2 == 1
-        if params.blocks == 1:  # a single universal block
-            universal[:] = False
-        return universal
-    universal = rng.integers(0, 2, size=(formulas, n)) == 0
-    rescue = rng.integers(0, n, size=formulas)
-    for f in np.flatnonzero(universal.all(axis=1)).tolist():
-        universal[f, rescue[f]] = False
-    return universal
+# A formula in the kernels: ``order`` holds the variables in prefix order, ``forall`` whether
+# each prefix position is universal, and ``clauses`` one row of literals per clause, padded
+# with zeros when the clauses differ in width.
+
+
+@kernel
+def _draw_formula(numbers: np.ndarray, position: int, blocks: int, universal: np.ndarray,
+                  clauses: np.ndarray) -> int:
+    """Draw a prefix over variables 1..n in order (``universal[v - 1]``) and the clauses
+    (sorted variables, random signs) into the given arrays, reading uniform numbers in
+    [0, 1) from ``numbers[position:]``; returns the position after the last one read, or -1
+    when they ran out first.
+
+    One number gives all n coins of a random prefix (its top n bits, exactly fair) or the
+    first block's coin; one number gives a clause's three variables and signs (uniform up to
+    rounding at one part in 2^36); the clause is drawn again when its variables are not
+    distinct or all universal.
+    """
+    n = universal.shape[0]
+    if position == numbers.shape[0]:
+        return -1
+    number = numbers[position]
+    position += 1
+    if blocks == 0:
+        coins = np.int64(number * (1 << n))
+        for v in range(n):
+            universal[v] = coins >> v & 1 == 1
+        if coins == (1 << n) - 1:  # every variable universal: one of them turns existential
+            if position == numbers.shape[0]:
+                return -1
+            universal[np.int64(numbers[position] * n)] = False
+            position += 1
+    else:
+        first = np.int64(number * 2)
+        v = 0
+        for block in range(blocks):
+            for _ in range(n // blocks + (block < n % blocks)):
+                universal[v] = blocks > 1 and (block + first) % 2 == 1
+                v += 1
+    for j in range(clauses.shape[0]):
+        while True:
+            if position == numbers.shape[0]:
+                return -1
+            code = np.int64(numbers[position] * (8 * n * n * n))
+            position += 1
+            a, b, c, signs = code % n, code // n % n, code // (n * n) % n, code // (n * n * n)
+            if a != b and b != c and a != c and not (universal[a] and universal[b] and universal[c]):
+                break
+        # Sorted variables; sign bit i belongs to the i-th smallest.
+        a, b = min(a, b), max(a, b)
+        a, c = min(a, c), max(a, c)
+        b, c = min(b, c), max(b, c)
+        clauses[j, 0] = (a + 1) if signs & 1 else -(a + 1)
+        clauses[j, 1] = (b + 1) if signs & 2 else -(b + 1)
+        clauses[j, 2] = (c + 1) if signs & 4 else -(c + 1)
+    return position
+
+
+def _candidates(params: QbfParams, rng: np.random.Generator, want: bool,
+                checked: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The formulas the compiled loop passes (``checked``: the truth ``want`` and not decided
+    by propagation; otherwise every formula drawn), at most ``MAX_DRAWS`` drawn in all.
+
+    The loop reads uniform numbers that ``rng`` draws a block at a time; a formula the block
+    cannot finish is drawn again from its first number once the block is extended, so the
+    formulas are those of one unbroken stream of numbers.
+    """
+    n, count, blocks = params.variables, params.clauses(), params.prefix_blocks()
+    numbers, position, drawn = rng.random(NUMBERS_PER_BLOCK), 0, 0
+    while drawn < MAX_DRAWS:
+        universal, clauses, used, position, outcome = _draw_checked(numbers, position, blocks, n, count, want,
+                                                                    checked, MAX_DRAWS - drawn)
+        drawn += used
+        if outcome == _FOUND:
+            yield universal, clauses
+        elif outcome == _OUT_OF_NUMBERS:
+            numbers, position = np.concatenate((numbers[position:], rng.random(NUMBERS_PER_BLOCK))), 0
+        else:
+            return
 
 
 def draw_formulas(params: QbfParams, rng: np.random.Generator,
                   formulas: int) -> list[tuple[list[list[Any]], list[list[int]]]]:
-    """``formulas`` (prefix, clauses) pairs, drawn with a few numpy calls for all of them.
+    """``formulas`` (prefix, clauses) pairs as the sampler draws its candidates, before the
+    label and the propagation check pass over them."""
+    drawn = itertools.islice(_candidates(params, rng, want=True, checked=False), formulas)
+    return [(_prefix_of(universal.tolist()), clauses.tolist()) for universal, clauses in drawn]
 
-    Each clause has three distinct variables with random signs; a clause whose variables are
-    all universal is drawn again: rows are drawn in rounds, each formula taking its usable
-    rows in order, until every formula has its clauses.
+
+def _prefix_of(universal: list[bool]) -> list[list[Any]]:
+    return [["a" if flag else "e", var] for var, flag in enumerate(universal, start=1)]
+
+
+@kernel
+def _clause_masks(clauses: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Clause j is false under assignment bits exactly when ``bits & care[j] ==
+    falsify[j]`` (bit v-1 = variable v), unless ``never_false[j]`` (it holds x and -x)."""
+    m = clauses.shape[0]
+    care = np.zeros(m, dtype=np.int64)
+    falsify = np.zeros(m, dtype=np.int64)
+    never_false = np.zeros(m, dtype=np.bool_)
+    for j in range(m):
+        for literal in clauses[j]:
+            if literal == 0:
+                continue
+            bit = np.int64(1) << (abs(literal) - 1)
+            false_when_set = np.int64(bit if literal < 0 else 0)
+            if care[j] & bit and falsify[j] & bit != false_when_set:
+                never_false[j] = True
+            care[j] |= bit
+            falsify[j] |= false_when_set
+    return care, falsify, never_false
+
+
+@kernel
+def _next_subset(subset: int, mask: int) -> int:
+    """The subset of ``mask``'s bits that follows ``subset`` in increasing order; 0 after the
+    last (all of ``mask``)."""
+    return (subset - mask) & mask
+
+
+@kernel
+def _eliminated_truth(order: np.ndarray, forall: np.ndarray, care: np.ndarray, falsify: np.ndarray,
+                      never_false: np.ndarray, table: np.ndarray) -> bool:
+    """Truth by exact quantifier elimination over ``table`` (one bit per assignment, words
+    as in ``TRUE_INSIDE``'s notes; overwritten): the satisfying set of the clauses, then the
+    prefix's variables innermost first, exists an OR and for all an AND of the two halves.
+
+    Only the words a step changes are visited: a clause's words are those whose index agrees
+    with its variables 7 and up, and once a variable 7 or up is eliminated only the words
+    with its index bit clear still matter (``live``).
     """
-    n, count = params.variables, params.clauses()
-    universal = draw_universal(params, rng, formulas)
-    matrices: list[list[list[int]]] = [[] for _ in range(formulas)]
-    short = list(range(formulas))
-    while short:
-        rows = np.argsort(rng.random((len(short), count + 2, n)), axis=2)[:, :, :WIDTH]
-        signs = rng.integers(0, 2, size=rows.shape) * 2 - 1
-        usable = ~np.take_along_axis(universal[short][:, None, :], rows, axis=2).all(axis=2)
-        literals = (np.sort(rows, axis=2) + 1) * signs
-        for row, f in enumerate(short):
-            clauses = matrices[f]
-            clauses += literals[row][usable[row]][: count - len(clauses)].tolist()
-        short = [f for f in short if len(matrices[f]) < count]
-    prefixes = [[["a" if flag else "e", var] for var, flag in enumerate(flags, start=1)]
-                for flags in universal.tolist()]
-    return list(zip(prefixes, matrices, strict=True))
+    live = table.shape[0] - 1  # word-index bits of the variables not eliminated yet
+    table[:] = ALL_ONES
+    for j in range(care.shape[0]):
+        if never_false[j]:
+            continue
+        inside_false = ALL_ONES  # the bits of a word where the clause's variables 1..6 falsify it
+        for k in range(WORD_BITS):
+            if care[j] >> k & 1:
+                inside_false &= TRUE_INSIDE[k] if falsify[j] >> k & 1 else ~TRUE_INSIDE[k]
+        free, fixed = live & ~(care[j] >> WORD_BITS), falsify[j] >> WORD_BITS
+        subset = 0
+        while True:
+            table[fixed | subset] &= ~inside_false
+            subset = _next_subset(subset, free)
+            if subset == 0:
+                break
+    for position in range(order.shape[0] - 1, -1, -1):
+        k, exists = order[position] - 1, not forall[position]
+        if k < WORD_BITS:  # the halves are bits 2^k apart in every word
+            shift, low = np.uint64(1 << k), ~TRUE_INSIDE[k]
+            w = 0
+            while True:
+                other = table[w] >> shift
+                table[w] = (table[w] | other if exists else table[w] & other) & low
+                w = _next_subset(w, live)
+                if w == 0:
+                    break
+        else:  # the halves are whole words 2^(k-6) apart
+            stride = 1 << (k - WORD_BITS)
+            live &= ~stride
+            w = 0
+            while True:
+                table[w] = table[w] | table[w | stride] if exists else table[w] & table[w | stride]
+                w = _next_subset(w, live)
+                if w == 0:
+                    break
+    return table[0] & np.uint64(1) == 1
 
 
-def decided_by_propagation(prefix: Sequence[Sequence[Any]], clauses: Sequence[Sequence[int]]) -> bool:
-    """Whether unit propagation with universal reduction decides the formula by itself."""
-    level = {var: i for i, (_, var) in enumerate(prefix)}
-    universal = {var for kind, var in prefix if kind == "a"}
+@kernel
+def truth_by_elimination(n: int, order: np.ndarray, forall: np.ndarray, clauses: np.ndarray) -> bool:
+    """Truth of the formula by exact quantifier elimination over the bit set of all
+    assignments; shares nothing with the traced search."""
+    care, falsify, never_false = _clause_masks(clauses)
+    table = np.empty(max(1, (1 << n) >> WORD_BITS), dtype=np.uint64)
+    return _eliminated_truth(order, forall, care, falsify, never_false, table)
+
+
+@kernel
+def decided_by_propagation(n: int, order: np.ndarray, forall: np.ndarray, clauses: np.ndarray) -> bool:
+    """Whether unit propagation with universal reduction decides the formula by itself (the
+    prefix binds every variable)."""
+    level = np.zeros(n + 1, dtype=np.int64)
+    universal = np.zeros(n + 1, dtype=np.bool_)
+    for position in range(order.shape[0]):
+        level[order[position]] = position
+        universal[order[position]] = forall[position]
+    m = clauses.shape[0]
     # Only existential variables are ever set, so a clause's universal literals stay free:
     # all that matters of them is the outermost one's level (an existential literal is unit
     # when it is the clause's only free existential one and quantified before every universal).
-    parts = []
-    for clause in clauses:
-        existential = [lit for lit in clause if abs(lit) not in universal]
+    outermost = np.empty(m, dtype=np.int64)
+    for j in range(m):
+        outermost[j], existential = order.shape[0], False
+        for literal in clauses[j]:
+            if literal == 0:
+                continue
+            if universal[abs(literal)]:
+                outermost[j] = min(outermost[j], level[abs(literal)])
+            else:
+                existential = True
         if not existential:
             return True  # false whatever the existential player does
-        parts.append((existential, min((level[abs(lit)] for lit in clause if abs(lit) in universal),
-                                       default=len(level))))
-    value: dict[int, bool] = {}
+    value = np.zeros(n + 1, dtype=np.int8)  # 1 true, -1 false, 0 not set
+    units = np.empty(m, dtype=np.int64)
     while True:
-        units: list[int] = []
-        open_clause = False
-        for existential, outermost in parts:
-            free = []
-            for lit in existential:
-                known = value.get(abs(lit))
-                if known is None:
-                    free.append(lit)
-                elif known == (lit > 0):
+        found, open_clause = 0, False
+        for j in range(m):
+            free, free_literal, satisfied = 0, 0, False
+            for literal in clauses[j]:
+                if literal == 0 or universal[abs(literal)]:
+                    continue
+                known = value[abs(literal)]
+                if known == 0:
+                    free += 1
+                    free_literal = literal
+                elif (known > 0) == (literal > 0):
+                    satisfied = True
                     break
-            else:
-                open_clause = True
-                if not free:
-                    return True  # false whatever the existential player does
-                if len(free) == 1 and outermost > level[abs(free[0])]:
-                    units.append(free[0])
+            if satisfied:
+                continue
+            open_clause = True
+            if free == 0:
+                return True  # false whatever the existential player does
+            if free == 1 and outermost[j] > level[abs(free_literal)]:
+                units[found] = free_literal
+                found += 1
         if not open_clause:
             return True
-        if not units:
+        if found == 0:
             return False
-        for lit in units:
-            if abs(lit) in value and value[abs(lit)] != (lit > 0):
+        for u in range(found):
+            literal = units[u]
+            wanted = 1 if literal > 0 else -1
+            if value[abs(literal)] == -wanted:
                 return True  # two units ask for opposite values: a conflict
-            value[abs(lit)] = lit > 0
+            value[abs(literal)] = wanted
 
 
-def truth_by_elimination(num_vars: int, prefix: Sequence[Sequence[Any]], clauses: Sequence[Sequence[int]]) -> bool:
-    """Truth of the formula by eliminating quantifiers innermost first over the bit set of
-    satisfying assignments: exists is an OR, for all an AND, of the two halves."""
-    _, masks = false_masks(num_vars)
-    table = satisfying_set(num_vars, clauses)
-    for kind, var in reversed(prefix):
-        shift, low = 1 << (var - 1), masks[var]  # low: the assignments with var false
-        if kind == "e":
-            table = (table | (table >> shift)) & low
-        else:
-            table = table & (table >> shift) & low
-    return bool(table & 1)
+_FOUND, _OUT_OF_NUMBERS, _OUT_OF_DRAWS = range(3)
 
 
-class _Evaluator:
-    """Recursive evaluation along the prefix; writes the trace in the module notes."""
+@kernel
+def _draw_checked(numbers: np.ndarray, position: int, blocks: int, n: int, count: int, want: bool,
+                  checked: bool, draws: int) -> tuple[np.ndarray, np.ndarray, int, int, int]:
+    """Draw formulas from ``numbers[position:]`` until one has the truth ``want`` and is not
+    decided by propagation (any formula when not ``checked``), at most ``draws`` of them.
 
-    def __init__(self, problem: Mapping[str, Any], out: TraceWriter) -> None:
-        self.prefix = [(kind, var) for kind, var in problem["prefix"]]
-        self.out = out
-        # Clause j is false exactly when (bits & care[j]) == falsify[j] (bit v-1 = variable v).
-        self.care = [sum(1 << (abs(lit) - 1) for lit in set(clause)) for clause in problem["clauses"]]
-        self.falsify = [sum(1 << (-lit - 1) for lit in set(clause) if lit < 0)
-                        for clause in problem["clauses"]]
-        self.tautology = [any(-lit in clause for lit in clause) for clause in problem["clauses"]]
-        self.names = [f"c{j}" for j in range(1, len(self.care) + 1)]
-        self.leaves = 0
+    Returns the last formula's prefix flags and clauses, the formulas finished, the position
+    to go on from (the first number of an unfinished formula) and the outcome: ``_FOUND``,
+    ``_OUT_OF_NUMBERS`` or ``_OUT_OF_DRAWS``.
+    """
+    universal = np.zeros(n, dtype=np.bool_)
+    clauses = np.zeros((count, WIDTH), dtype=np.int64)
+    order = np.arange(1, n + 1)
+    table = np.empty(max(1, (1 << n) >> WORD_BITS), dtype=np.uint64)
+    for drawn in range(draws):
+        after = _draw_formula(numbers, position, blocks, universal, clauses)
+        if after < 0:
+            return universal, clauses, drawn, position, _OUT_OF_NUMBERS
+        position = after
+        if not checked:
+            return universal, clauses, drawn + 1, position, _FOUND
+        care, falsify, never_false = _clause_masks(clauses)
+        if _eliminated_truth(order, universal, care, falsify, never_false, table) == want \
+                and not decided_by_propagation(n, order, universal, clauses):
+            return universal, clauses, drawn + 1, position, _FOUND
+    return universal, clauses, draws, position, _OUT_OF_DRAWS
 
-    def _leaf(self, bits: int) -> bool:
-        """Check the clauses under a full assignment, naming the first false one."""
-        self.leaves += 1
-        for j, care in enumerate(self.care):
-            if bits & care == self.falsify[j] and not self.tautology[j]:
-                self.out.emit(self.names[j], FALSE)
-                return False
-        self.out.emit(TRUE)
-        return True
 
-    def run(self, depth: int, bits: int) -> bool:
-        """Value of the formula from prefix position ``depth`` on, under ``bits``."""
-        out = self.out
-        kind, var = self.prefix[depth]
-        last = depth == len(self.prefix) - 1
-        result = False
-        for literal, value in ((-var, 0), (var, 1 << (var - 1))):
-            out.emit(str(literal))
-            if last:
-                result = self._leaf(bits | value)
-            else:
-                out.call()
-                result = self.run(depth + 1, bits | value)
-                out.ret(TRUE if result else FALSE)
-            if result == (kind == "e"):
+@kernel
+def traced_evaluation(n: int, order: np.ndarray, forall: np.ndarray,
+                      clauses: np.ndarray) -> tuple[np.ndarray, bool, int]:
+    """Evaluate along the prefix with early exit, writing the trace of the module notes as
+    token ids; returns the ids, the truth and the number of leaves checked.
+
+    The recursion runs on explicit stacks: ``branch[d]`` is the value being tried at prefix
+    position d, ``bits_above[d]`` the assignment of the positions before it.
+    """
+    care, falsify, never_false = _clause_masks(clauses)
+    depth_count = order.shape[0]
+    last = depth_count - 1
+    branch = np.zeros(depth_count, dtype=np.int64)
+    bits_above = np.zeros(depth_count, dtype=np.int64)
+    ids = np.empty(4096, dtype=np.int32)
+    length, leaves, depth = 0, 0, 0
+    ids[length] = CALL_ID
+    length += 1
+    while True:
+        if ids.shape[0] - length < 3 * depth_count + 8:  # room for one step and a full unwind
+            ids = np.concatenate((ids, np.empty_like(ids)))
+        var = order[depth]
+        literal_id = FIRST_LITERAL_ID + 2 * (var - 1) + (1 - branch[depth])  # v, then -v
+        ids[length] = literal_id
+        length += 1
+        bits = bits_above[depth] | (branch[depth] << (var - 1))
+        if depth < last:
+            ids[length] = CALL_ID
+            length += 1
+            depth += 1
+            branch[depth], bits_above[depth] = 0, bits
+            continue
+        leaves += 1
+        result = True
+        for j in range(care.shape[0]):
+            if not never_false[j] and bits & care[j] == falsify[j]:
+                ids[length] = FIRST_LITERAL_ID + 2 * n + j
+                length += 1
+                result = False
                 break
-        return result
+        verdict = TRUE_ID if result else FALSE_ID
+        ids[length] = verdict
+        length += 1
+        while True:  # hand the result up through every frame it settles
+            if branch[depth] == 0 and result != (not forall[depth]):
+                branch[depth] = 1  # undecided: try the variable true
+                break
+            if depth == 0:  # the root frame closes with the answer
+                ids[length], ids[length + 1], ids[length + 2], ids[length + 3] = SEP_ID, ANSWER_ID, verdict, RETURN_ID
+                return ids[: length + 4], result, leaves
+            depth -= 1
+            ids[length], ids[length + 1], ids[length + 2] = SEP_ID, verdict, RETURN_ID
+            length += 3
 
 
-def search_trace(problem: Mapping[str, Any]) -> Trace:
-    """Run the instrumented evaluation on a formula and return its trace."""
-    out = TraceWriter()
-    evaluator = _Evaluator(problem, out)
-    out.call()
-    answer = (TRUE if evaluator.run(0, 0) else FALSE,)
-    out.answer(*answer)
-    return Trace(tuple(out.tokens), answer, {"leaves": evaluator.leaves})
+@kernel
+def _well_formed(n: int, order: np.ndarray, clauses: np.ndarray) -> bool:
+    """Whether the prefix names distinct variables of 1..n and every literal names one of
+    1..n (or is 0, the padding of a short clause)."""
+    bound = np.zeros(n + 1, dtype=np.bool_)
+    for var in order:
+        if not 1 <= var <= n or bound[var]:
+            return False
+        bound[var] = True
+    for j in range(clauses.shape[0]):
+        for literal in clauses[j]:
+            if abs(literal) > n:
+                return False
+    return True
+
+
+def formula_arrays(problem: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A problem's prefix order, universal flags and clause rows, as the kernels take them;
+    ``ValueError`` when it names a variable outside 1..num_vars or quantifies one twice."""
+    n, prefix, clauses = problem["num_vars"], problem["prefix"], problem["clauses"]
+    if not 1 <= n <= MAX_VARIABLES:
+        raise ValueError(f"num_vars must be in [1, {MAX_VARIABLES}], got {n}")
+    if not prefix:
+        raise ValueError("a QBF needs at least one quantified variable")
+    order = np.array([var for _, var in prefix], dtype=np.int64)
+    forall = np.array([kind == "a" for kind, _ in prefix], dtype=np.bool_)
+    widths = set(map(len, clauses))
+    width = max(widths, default=1)
+    if len(widths) <= 1:
+        literals = itertools.chain.from_iterable(clauses)
+        rows = np.fromiter(literals, dtype=np.int64, count=len(clauses) * width).reshape(len(clauses), width)
+    else:
+        rows = np.zeros((len(clauses), width), dtype=np.int64)
+        for j, clause in enumerate(clauses):
+            rows[j, : len(clause)] = clause
+    if not _well_formed(n, order, rows):
+        raise ValueError(f"the prefix must name distinct variables, and it and the literals variables in "
+                         f"[1, num_vars] = [1, {n}]")
+    return order, forall, rows
 
 
 class Qbf(Task):
     name = "qbf"
-    version = 2
+    version = 3
     Params = QbfParams
     summary = "quantified Boolean formulas: True or False by search along the prefix"
     quickstart_sizes = ({"variables": 4}, {"variables": 6})
@@ -237,15 +478,14 @@ class Qbf(Task):
 
     def sample(self, params: QbfParams, rng: np.random.Generator, stratum: float,
                keep: Keep | None = None) -> dict[str, Any]:
-        n = params.variables
         want = stratum < params.target
-        for _ in range(MAX_DRAWS // BATCH):
-            for prefix, clauses in draw_formulas(params, rng, BATCH):
-                # Cheapest first: the split (one hash), the exact label, the search-free check.
-                problem = {"num_vars": n, "prefix": prefix, "clauses": clauses}
-                if (keep is None or keep(problem)) and truth_by_elimination(n, prefix, clauses) == want \
-                        and not decided_by_propagation(prefix, clauses):
-                    return problem
+        # The compiled loop labels and checks candidates; the split costs a hash, and only the
+        # candidates that passed both reach it.
+        for universal, clauses in _candidates(params, rng, want):
+            problem = {"num_vars": params.variables, "prefix": _prefix_of(universal.tolist()),
+                       "clauses": clauses.tolist()}
+            if keep is None or keep(problem):
+                return problem
         kind = "true" if want else "false"
         raise ValueError(f"qbf at {params.label()}: no {kind} formula that needs search in {MAX_DRAWS} "
                          "draws; change ratio, or move target away from 0 and 1")
@@ -269,20 +509,28 @@ class Qbf(Task):
         )
 
     def trace(self, params: QbfParams, problem: Mapping[str, Any]) -> Trace:
-        trace = search_trace(problem)
-        truth = truth_by_elimination(problem["num_vars"], problem["prefix"], problem["clauses"])
-        if (trace.answer[0] == TRUE) != truth:
-            raise RuntimeError(f"the traced search answered {trace.answer[0]}, elimination gives {truth}")
-        return trace
+        n = problem["num_vars"]
+        order, forall, clauses = formula_arrays(problem)
+        ids, truth, leaves = traced_evaluation(n, order, forall, clauses)
+        if truth != truth_by_elimination(n, order, forall, clauses):
+            raise RuntimeError(f"the traced search answered {truth}, elimination gives {not truth}")
+        answer = (TRUE if truth else FALSE,)
+        return Trace(tuple(tokens_of(ids, self.vocabulary(params))), answer, {"leaves": leaves})
 
     def parse_answer(self, params: QbfParams, problem: Mapping[str, Any], text: str) -> tuple[str, ...] | None:
         return one_answer(text, _read_verdict)
 
     def vocabulary(self, params: QbfParams) -> tuple[str, ...]:
-        n = params.variables
-        literals = tuple(str(lit) for v in range(1, n + 1) for lit in (v, -v))
-        names = tuple(f"c{j}" for j in range(1, params.clauses() + 1))
-        return (*SPECIAL_TOKENS, QUERY, TRUE, FALSE, *QUANTIFIER_TOKENS.values(), *literals, *names)
+        return _vocabulary(params.variables, params.clauses())
+
+
+@functools.lru_cache(maxsize=64)
+def _vocabulary(variables: int, clauses: int) -> tuple[str, ...]:
+    """The fixed tokens, the literals 1, -1, 2, -2, ..., the clause names (the order the
+    kernels' token ids follow)."""
+    literals = tuple(str(lit) for v in range(1, variables + 1) for lit in (v, -v))
+    names = tuple(f"c{j}" for j in range(1, clauses + 1))
+    return (*_FIXED_TOKENS, *literals, *names)
 
 
 _VERDICT = re.compile(r"\b(?:true|false)\b")

@@ -7,9 +7,15 @@ import json
 import numpy as np
 import pytest
 from live_policy import assert_policy_reproduces
-from pencilbench.generators.dataset import Spec, generate, trace_problems
+from pencilbench.generators.dataset import Spec, generate, record_from_problem, trace_problems
 from pencilbench.generators.pencil import ANSWER, CALL, RETURN, SEP
-from pencilbench.generators.qbf import draw_formulas
+from pencilbench.generators.qbf import (
+    decided_by_propagation,
+    draw_formulas,
+    formula_arrays,
+    traced_evaluation,
+    truth_by_elimination,
+)
 from pencilbench.generators.registry import get_task
 from pencilbench.solvers import qbf as oracle
 from pencilbench.solvers.registry import check_answer
@@ -255,19 +261,123 @@ def test_drawn_formulas_keep_the_clause_rules_before_any_filter(params):
     assert 0.45 < sum(lit > 0 for lit in literals) / len(literals) < 0.55
 
 
-def test_only_formulas_of_the_items_split_are_labelled(monkeypatch):
-    # The split costs one hash, the exact label a pass over every assignment: a candidate of
-    # another split is passed over before it is labelled.
+def test_the_split_is_tested_only_on_formulas_that_passed_the_label_and_propagation():
+    # The split costs a hash of the whole problem; the compiled label and propagation check
+    # run on every candidate first, so the split sees only formulas the item could take.
+    params = TASK.params({"variables": 7})
+    seen = []
+
+    def keep(problem):
+        seen.append(problem)
+        return len(seen) == 4  # turn down the first three
+
+    for seed, stratum in ((1, 0.2), (2, 0.7), (3, 0.4)):
+        seen.clear()
+        problem = TASK.sample(params, np.random.default_rng(seed), stratum, keep)
+        assert problem == seen[-1] and len(seen) == 4
+        for candidate in seen:
+            assert brute_force(candidate) == (stratum < params.target), candidate
+            assert not propagation_decides(candidate), candidate
+
+
+def random_formula(rng, n, widths=(1, 2, 3, 4), ratio=4.0):
+    """A formula with clauses of mixed widths, repeated literals and tautologies, up to
+    ``ratio * n`` clauses, and every variable quantified in a shuffled order."""
+    clauses = []
+    for _ in range(int(rng.integers(n // 5 + 1, ratio * n + 1))):
+        width = int(rng.choice(widths))
+        clauses.append([int(v) * int(rng.choice((-1, 1))) for v in rng.integers(1, n + 1, size=width)])
+    prefix = [["a" if rng.random() < 0.5 else "e", int(v)] for v in rng.permutation(np.arange(1, n + 1))]
+    return {"num_vars": n, "prefix": prefix, "clauses": clauses}
+
+
+def test_compiled_evaluation_and_elimination_agree_with_the_oracle_on_random_formulas():
+    rng = np.random.default_rng(17)
+    truths = 0
+    for _ in range(600):
+        problem = random_formula(rng, int(rng.integers(3, 13)), ratio=1.5)
+        n, arrays = problem["num_vars"], formula_arrays(problem)
+        truth = oracle.evaluate(problem)
+        assert truth_by_elimination(n, *arrays) == truth, problem
+        _, traced, _ = traced_evaluation(n, *arrays)
+        assert traced == truth, problem
+        if n <= 8:
+            assert brute_force(problem) == truth, problem
+        truths += truth
+    assert 100 < truths < 500  # both verdicts are exercised
+
+
+def test_elimination_agrees_with_the_oracle_up_to_twenty_variables():
+    # Truth tables of up to 2^20 assignments: most variables vary from word to word.
+    rng = np.random.default_rng(19)
+    truths = []
+    for _ in range(24):
+        problem = random_formula(rng, int(rng.integers(14, 21)), widths=(3,), ratio=0.6)
+        truths.append(oracle.evaluate(problem))
+        assert truth_by_elimination(problem["num_vars"], *formula_arrays(problem)) == truths[-1], problem
+    assert 4 <= sum(truths) <= 20
+
+
+def test_traces_of_random_formulas_follow_from_the_live_context():
+    rng = np.random.default_rng(23)
+    records = []
+    for index in range(80):
+        problem = random_formula(rng, int(rng.integers(3, 9)), widths=(2, 3, 4))
+        params = TASK.Params.of(problem)
+        records.append(record_from_problem(TASK, params, problem, split="test", seed=0, index=index))
+        assert records[-1]["answer"] == ("True" if oracle.evaluate(problem) else "False")
+    assert_policy_reproduces(qbf_next, records)
+
+
+def test_a_full_search_tree_outgrows_the_first_trace_buffer():
+    # Every variable universal and clauses that never fail: all 2^12 leaves are checked,
+    # each answering True (the trace is far longer than the kernel's first buffer).
+    n = 12
+    problem = {"num_vars": n, "prefix": [["a", v] for v in range(1, n + 1)],
+               "clauses": [[1, -1, 2], [2, -2, 3], [3, 4, -3]]}
+    record = record_from_problem(TASK, TASK.Params.of(problem), problem, split="test", seed=0, index=0)
+    assert record["answer"] == "True" and record["stats"]["leaves"] == 2**n
+    assert record["stats"]["pencil_tokens"] > 4 * 4096 and trace_problems(record) == []
+
+
+def test_propagation_kernel_agrees_with_an_independent_propagation():
+    rng = np.random.default_rng(29)
+    decided = 0
+    for _ in range(1500):
+        problem = random_formula(rng, int(rng.integers(3, 11)), widths=(2, 3))
+        verdict = decided_by_propagation(problem["num_vars"], *formula_arrays(problem))
+        assert verdict == propagation_decides(problem), problem
+        decided += verdict
+    assert 100 < decided < 1400  # both outcomes are exercised
+
+
+def test_candidates_are_one_stream_whatever_the_block_of_numbers(monkeypatch):
+    # A formula the block of uniform numbers cannot finish is drawn again from its first
+    # number once the block is extended: tiny blocks give the same formulas as one block.
     import pencilbench.generators.qbf as qbf_module
-    from pencilbench.generators.seeding import home_split
 
-    labelled = []
-    original = qbf_module.truth_by_elimination
+    for values in ({"variables": 8}, {"variables": 9, "prefix": "blocks", "blocks": 3}):
+        params = TASK.params(values)
+        whole = draw_formulas(params, np.random.default_rng(3), 60)
+        monkeypatch.setattr(qbf_module, "NUMBERS_PER_BLOCK", 7)
+        assert draw_formulas(params, np.random.default_rng(3), 60) == whole
+        monkeypatch.undo()
 
-    def recording(num_vars, prefix, clauses):
-        labelled.append(home_split({"num_vars": num_vars, "prefix": prefix, "clauses": clauses}))
-        return original(num_vars, prefix, clauses)
 
-    monkeypatch.setattr(qbf_module, "truth_by_elimination", recording)
-    list(generate(Spec("qbf", {"variables": 6}, "validation", 2), 30))
-    assert len(labelled) > 30 and set(labelled) == {"validation"}
+@pytest.mark.parametrize(("problem", "fragment"), [
+    ({"num_vars": 3, "prefix": [["e", 1], ["a", 2], ["e", 3]], "clauses": [[1, -4, 2]]}, r"\[1, num_vars\] = \[1, 3\]"),
+    ({"num_vars": 3, "prefix": [["e", 1], ["a", 5]], "clauses": [[1, 2]]}, r"\[1, num_vars\] = \[1, 3\]"),
+    ({"num_vars": 3, "prefix": [["e", 1], ["a", 2], ["a", 1]], "clauses": [[1, 2]]}, "distinct variables"),
+    ({"num_vars": 3, "prefix": [], "clauses": [[1, 2]]}, "at least one quantified variable"),
+    ({"num_vars": 21, "prefix": [["e", 1]], "clauses": [[1]]}, r"num_vars must be in \[1, 20\]"),
+])
+def test_formulas_naming_variables_out_of_range_or_twice_are_refused(problem, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        formula_arrays(problem)
+
+
+def test_a_size_without_formulas_of_the_label_is_refused():
+    # One clause with an existential variable is always true: the draws run out and say so.
+    params = TASK.params({"variables": 3, "ratio": 0.2, "target": 0.0})
+    with pytest.raises(ValueError, match="no false formula that needs search in 5000 draws"):
+        TASK.sample(params, np.random.default_rng(0), 0.5)
