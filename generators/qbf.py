@@ -45,8 +45,8 @@ from typing import Any
 
 import numpy as np
 from pencilbench.generators.answers import one_answer, single
-from pencilbench.generators.compiled import ANSWER_ID, CALL_ID, RETURN_ID, SEP_ID, kernel, tokens_of
-from pencilbench.generators.pencil import SPECIAL_TOKENS
+from pencilbench.generators.compiled import kernel
+from pencilbench.generators.pencil import ANSWER_ID, CALL_ID, RETURN_ID, SEP_ID, SPECIAL_TOKENS, tokens_of
 from pencilbench.generators.sat import clause_lines, clause_tokens
 from pencilbench.generators.task import Keep, Task, TaskParams, Trace, knob
 
@@ -515,7 +515,7 @@ class Qbf(Task):
         if truth != truth_by_elimination(n, order, forall, clauses):
             raise RuntimeError(f"the traced search answered {truth}, elimination gives {not truth}")
         answer = (TRUE if truth else FALSE,)
-        return Trace(tuple(tokens_of(ids, self.vocabulary(params))), answer, {"leaves": leaves})
+        return Trace(tuple(tokens_of(ids, self.vocabulary(params))), answer, {"leaves": leaves}, ids=ids)
 
     def parse_answer(self, params: QbfParams, problem: Mapping[str, Any], text: str) -> tuple[str, ...] | None:
         return one_answer(text, _read_verdict)
