@@ -48,6 +48,7 @@ from pencilbench.generators.answers import one_answer, single
 from pencilbench.generators.compiled import kernel
 from pencilbench.generators.pencil import ANSWER_ID, CALL_ID, RETURN_ID, SEP_ID, SPECIAL_TOKENS, tokens_of
 from pencilbench.generators.sat import clause_lines, clause_tokens
+from pencilbench.generators.seeding import json_bytes, json_int, json_int_rows, split_index
 from pencilbench.generators.task import Keep, Task, TaskParams, Trace, knob
 
 TRUE, FALSE, QUERY = "True", "False", "?"
@@ -191,6 +192,36 @@ def draw_formulas(params: QbfParams, rng: np.random.Generator,
 
 def _prefix_of(universal: list[bool]) -> list[list[Any]]:
     return [["a" if flag else "e", var] for var, flag in enumerate(universal, start=1)]
+
+
+_CLAUSES_KEY = np.frombuffer(b'{"clauses":', np.uint8)
+_NUM_VARS_KEY = np.frombuffer(b',"num_vars":', np.uint8)
+_PREFIX_KEY = np.frombuffer(b',"prefix":[', np.uint8)
+_EXISTS, _FORALL = np.frombuffer(b'["e",', np.uint8), np.frombuffer(b'["a",', np.uint8)
+
+
+@kernel
+def home_index(universal: np.ndarray, clauses: np.ndarray) -> int:
+    """The home split (an index into ``SPLITS``) of the problem a candidate makes, hashed
+    from its canonical JSON written here, as ``home_split`` would hash it."""
+    n = len(universal)
+    out = np.empty(64 + 16 * clauses.size + 16 * n, np.uint8)
+    at = json_bytes(out, 0, _CLAUSES_KEY)
+    at = json_int_rows(out, at, clauses)
+    at = json_bytes(out, at, _NUM_VARS_KEY)
+    at = json_int(out, at, n)
+    at = json_bytes(out, at, _PREFIX_KEY)
+    for v in range(n):
+        if v:
+            out[at] = 44  # ,
+            at += 1
+        at = json_bytes(out, at, _FORALL if universal[v] else _EXISTS)
+        at = json_int(out, at, v + 1)
+        out[at] = 93  # ]
+        at += 1
+    out[at] = 93
+    out[at + 1] = 125  # }
+    return split_index(out[: at + 2])
 
 
 @kernel
@@ -479,13 +510,12 @@ class Qbf(Task):
     def sample(self, params: QbfParams, rng: np.random.Generator, stratum: float,
                keep: Keep | None = None) -> dict[str, Any]:
         want = stratum < params.target
-        # The compiled loop labels and checks candidates; the split costs a hash, and only the
-        # candidates that passed both reach it.
+        # The compiled loop labels and checks candidates; only the candidates that passed both
+        # have their split tested (a compiled hash of their canonical JSON).
         for universal, clauses in _candidates(params, rng, want):
-            problem = {"num_vars": params.variables, "prefix": _prefix_of(universal.tolist()),
-                       "clauses": clauses.tolist()}
-            if keep is None or keep(problem):
-                return problem
+            if keep is None or home_index(universal, clauses) == keep.index:
+                return {"num_vars": params.variables, "prefix": _prefix_of(universal.tolist()),
+                        "clauses": clauses.tolist()}
         kind = "true" if want else "false"
         raise ValueError(f"qbf at {params.label()}: no {kind} formula that needs search in {MAX_DRAWS} "
                          "draws; change ratio, or move target away from 0 and 1")

@@ -116,6 +116,55 @@ class JsonTemplate:
 
 
 @kernel
+def json_int(out, at, value):  # noqa: ANN001, ANN201 (compiled)
+    """Write the integer ``value`` as JSON at ``out[at:]`` (a uint8 buffer); return the
+    position after it. With :func:`json_int_rows` and :func:`json_bytes`, compiled samplers
+    write their candidates' canonical JSON for :func:`split_index`."""
+    if value < 0:
+        out[at] = 45  # -
+        at += 1
+        value = -value
+    start = at
+    while True:
+        out[at] = 48 + value % 10
+        at += 1
+        value //= 10
+        if value == 0:
+            break
+    out[start:at] = out[start:at][::-1].copy()
+    return at
+
+
+@kernel
+def json_int_rows(out, at, rows):  # noqa: ANN001, ANN201 (compiled)
+    """Write a matrix of integers as a JSON list of lists; return the position after it."""
+    out[at] = 91  # [
+    at += 1
+    for row in range(rows.shape[0]):
+        if row:
+            out[at] = 44  # ,
+            at += 1
+        out[at] = 91
+        at += 1
+        for column in range(rows.shape[1]):
+            if column:
+                out[at] = 44
+                at += 1
+            at = json_int(out, at, rows[row, column])
+        out[at] = 93  # ]
+        at += 1
+    out[at] = 93
+    return at + 1
+
+
+@kernel
+def json_bytes(out, at, text):  # noqa: ANN001, ANN201 (compiled)
+    """Copy fixed JSON text (a uint8 array) to ``out[at:]``; return the position after it."""
+    out[at : at + len(text)] = text
+    return at + len(text)
+
+
+@kernel
 def first_at_home(rows, split):  # noqa: ANN001, ANN201 (compiled)
     """The first of several candidates, given as rows of canonical JSON bytes (a uint8
     matrix), whose home split is ``split`` (an index into ``SPLITS``); -1 when none is."""

@@ -2,6 +2,7 @@
 instances, compact traces, and a policy that rebuilds every trace token from the live
 context alone."""
 
+import itertools
 import json
 
 import numpy as np
@@ -261,23 +262,33 @@ def test_drawn_formulas_keep_the_clause_rules_before_any_filter(params):
     assert 0.45 < sum(lit > 0 for lit in literals) / len(literals) < 0.55
 
 
-def test_the_split_is_tested_only_on_formulas_that_passed_the_label_and_propagation():
+def test_the_split_is_tested_only_on_formulas_that_passed_the_label_and_propagation(monkeypatch):
     # The split costs a hash of the whole problem; the compiled label and propagation check
     # run on every candidate first, so the split sees only formulas the item could take.
+    from pencilbench.generators import qbf
+    from pencilbench.generators.seeding import SPLITS, SplitTest
+
     params = TASK.params({"variables": 7})
     seen = []
 
-    def keep(problem):
-        seen.append(problem)
-        return len(seen) == 4  # turn down the first three
+    def recorded(universal, clauses):
+        seen.append({"num_vars": 7, "prefix": qbf._prefix_of(universal.tolist()), "clauses": clauses.tolist()})
+        return home_index(universal, clauses)
 
+    home_index = qbf.home_index
+    monkeypatch.setattr(qbf, "home_index", recorded)
+    tested = 0
     for seed, stratum in ((1, 0.2), (2, 0.7), (3, 0.4)):
-        seen.clear()
-        problem = TASK.sample(params, np.random.default_rng(seed), stratum, keep)
-        assert problem == seen[-1] and len(seen) == 4
-        for candidate in seen:
-            assert brute_force(candidate) == (stratum < params.target), candidate
-            assert not propagation_decides(candidate), candidate
+        for split in SPLITS:
+            seen.clear()
+            problem = TASK.sample(params, np.random.default_rng(seed), stratum, SplitTest(split))
+            assert problem == seen[-1]
+            assert [SplitTest(split)(candidate) for candidate in seen] == [False] * (len(seen) - 1) + [True]
+            for candidate in seen:
+                assert brute_force(candidate) == (stratum < params.target), candidate
+                assert not propagation_decides(candidate), candidate
+            tested += len(seen)
+    assert tested > 9  # some candidates were turned down by the split
 
 
 def random_formula(rng, n, widths=(1, 2, 3, 4), ratio=4.0):
@@ -381,3 +392,21 @@ def test_a_size_without_formulas_of_the_label_is_refused():
     params = TASK.params({"variables": 3, "ratio": 0.2, "target": 0.0})
     with pytest.raises(ValueError, match="no false formula that needs search in 5000 draws"):
         TASK.sample(params, np.random.default_rng(0), 0.5)
+
+
+@pytest.mark.parametrize("size", [{"variables": 10, "ratio": 2.0}, {"variables": 3},
+                                  {"variables": 20, "ratio": 0.5},
+                                  {"variables": 12, "prefix": "blocks", "blocks": 3}])
+def test_the_compiled_split_test_hashes_what_home_split_hashes(size):
+    from pencilbench.generators.qbf import _candidates, _prefix_of, home_index
+    from pencilbench.generators.seeding import SPLITS, home_split
+
+    params = TASK.params(size)
+    drawn = itertools.islice(_candidates(params, np.random.default_rng(1), True, checked=False), 300)
+    seen = set()
+    for universal, clauses in drawn:
+        problem = {"num_vars": params.variables, "prefix": _prefix_of(universal.tolist()),
+                   "clauses": clauses.tolist()}
+        seen.add(home_split(problem))
+        assert SPLITS[home_index(universal, clauses)] == home_split(problem)
+    assert seen == set(SPLITS)
