@@ -159,10 +159,11 @@ def _draw_formula(numbers: np.ndarray, position: int, blocks: int, universal: np
     return position
 
 
-def _candidates(params: QbfParams, rng: np.random.Generator, want: bool,
-                checked: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """The formulas the compiled loop passes (``checked``: the truth ``want`` and not decided
-    by propagation; otherwise every formula drawn), at most ``MAX_DRAWS`` drawn in all.
+def _candidates(params: QbfParams, rng: np.random.Generator, want: bool, checked: bool = True,
+                split: int = -1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The formulas the compiled loop passes (``checked``: the truth ``want``, not decided by
+    propagation, and at home in ``split`` unless it is -1; otherwise every formula drawn), at
+    most ``MAX_DRAWS`` drawn in all.
 
     The loop reads uniform numbers that ``rng`` draws a block at a time; a formula the block
     cannot finish is drawn again from its first number once the block is extended, so the
@@ -172,7 +173,7 @@ def _candidates(params: QbfParams, rng: np.random.Generator, want: bool,
     numbers, position, drawn = rng.random(NUMBERS_PER_BLOCK), 0, 0
     while drawn < MAX_DRAWS:
         universal, clauses, used, position, outcome = _draw_checked(numbers, position, blocks, n, count, want,
-                                                                    checked, MAX_DRAWS - drawn)
+                                                                    checked, split, MAX_DRAWS - drawn)
         drawn += used
         if outcome == _FOUND:
             yield universal, clauses
@@ -377,9 +378,10 @@ _FOUND, _OUT_OF_NUMBERS, _OUT_OF_DRAWS = range(3)
 
 @kernel
 def _draw_checked(numbers: np.ndarray, position: int, blocks: int, n: int, count: int, want: bool,
-                  checked: bool, draws: int) -> tuple[np.ndarray, np.ndarray, int, int, int]:
-    """Draw formulas from ``numbers[position:]`` until one has the truth ``want`` and is not
-    decided by propagation (any formula when not ``checked``), at most ``draws`` of them.
+                  checked: bool, split: int, draws: int) -> tuple[np.ndarray, np.ndarray, int, int, int]:
+    """Draw formulas from ``numbers[position:]`` until one has the truth ``want``, is not
+    decided by propagation and has its home in ``split`` (tested last, and not when -1; any
+    formula when not ``checked``), at most ``draws`` of them.
 
     Returns the last formula's prefix flags and clauses, the formulas finished, the position
     to go on from (the first number of an unfinished formula) and the outcome: ``_FOUND``,
@@ -398,7 +400,8 @@ def _draw_checked(numbers: np.ndarray, position: int, blocks: int, n: int, count
             return universal, clauses, drawn + 1, position, _FOUND
         care, falsify, never_false = _clause_masks(clauses)
         if _eliminated_truth(order, universal, care, falsify, never_false, table) == want \
-                and not decided_by_propagation(n, order, universal, clauses):
+                and not decided_by_propagation(n, order, universal, clauses) \
+                and (split < 0 or home_index(universal, clauses) == split):
             return universal, clauses, drawn + 1, position, _FOUND
     return universal, clauses, draws, position, _OUT_OF_DRAWS
 
@@ -512,10 +515,9 @@ class Qbf(Task):
         want = stratum < params.target
         # The compiled loop labels and checks candidates; only the candidates that passed both
         # have their split tested (a compiled hash of their canonical JSON).
-        for universal, clauses in _candidates(params, rng, want):
-            if keep is None or home_index(universal, clauses) == keep.index:
-                return {"num_vars": params.variables, "prefix": _prefix_of(universal.tolist()),
-                        "clauses": clauses.tolist()}
+        for universal, clauses in _candidates(params, rng, want, split=-1 if keep is None else keep.index):
+            return {"num_vars": params.variables, "prefix": _prefix_of(universal.tolist()),
+                    "clauses": clauses.tolist()}
         kind = "true" if want else "false"
         raise ValueError(f"qbf at {params.label()}: no {kind} formula that needs search in {MAX_DRAWS} "
                          "draws; change ratio, or move target away from 0 and 1")

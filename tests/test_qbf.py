@@ -262,33 +262,28 @@ def test_drawn_formulas_keep_the_clause_rules_before_any_filter(params):
     assert 0.45 < sum(lit > 0 for lit in literals) / len(literals) < 0.55
 
 
-def test_the_split_is_tested_only_on_formulas_that_passed_the_label_and_propagation(monkeypatch):
-    # The split costs a hash of the whole problem; the compiled label and propagation check
-    # run on every candidate first, so the split sees only formulas the item could take.
-    from pencilbench.generators import qbf
+def test_an_item_takes_the_first_checked_formula_at_home_in_its_split():
+    # The compiled loop tests the label and propagation first and the split (a hash of the
+    # whole problem) last, on the same stream of formulas.
+    from pencilbench.generators.qbf import _candidates, _prefix_of
     from pencilbench.generators.seeding import SPLITS, SplitTest
 
     params = TASK.params({"variables": 7})
-    seen = []
-
-    def recorded(universal, clauses):
-        seen.append({"num_vars": 7, "prefix": qbf._prefix_of(universal.tolist()), "clauses": clauses.tolist()})
-        return home_index(universal, clauses)
-
-    home_index = qbf.home_index
-    monkeypatch.setattr(qbf, "home_index", recorded)
-    tested = 0
+    passed_over = 0
     for seed, stratum in ((1, 0.2), (2, 0.7), (3, 0.4)):
+        want = stratum < params.target
+        checked = [{"num_vars": 7, "prefix": _prefix_of(universal.tolist()), "clauses": clauses.tolist()}
+                   for universal, clauses in itertools.islice(
+                       _candidates(params, np.random.default_rng(seed), want), 40)]
+        for candidate in checked:
+            assert brute_force(candidate) == want, candidate
+            assert not propagation_decides(candidate), candidate
         for split in SPLITS:
-            seen.clear()
             problem = TASK.sample(params, np.random.default_rng(seed), stratum, SplitTest(split))
-            assert problem == seen[-1]
-            assert [SplitTest(split)(candidate) for candidate in seen] == [False] * (len(seen) - 1) + [True]
-            for candidate in seen:
-                assert brute_force(candidate) == (stratum < params.target), candidate
-                assert not propagation_decides(candidate), candidate
-            tested += len(seen)
-    assert tested > 9  # some candidates were turned down by the split
+            first = next(i for i, candidate in enumerate(checked) if SplitTest(split)(candidate))
+            assert problem == checked[first]
+            passed_over += first
+    assert passed_over > 3  # the split turned some checked formulas down
 
 
 def random_formula(rng, n, widths=(1, 2, 3, 4), ratio=4.0):
