@@ -57,7 +57,7 @@ def test_suite_files_are_package_data(tmp_path):
              "print(' '.join(suite_names()), load_suite('smoke').label)")
     shown = subprocess.run([sys.executable, "-c", probe, str(lib)], cwd=tmp_path, check=True, capture_output=True,
                            text=True, env={"PYTHONPATH": str(lib), "PATH": "/usr/bin:/bin"})
-    assert shown.stdout.split() == ["looped-paper", "pencil-paper", "smoke", "zebra-grid", "smoke", "v1"]
+    assert shown.stdout.split() == ["looped-paper", "pencil-paper", "smoke", "zebra-grid", "smoke", "v2"]
 
 
 @pytest.mark.parametrize("change, message", [
@@ -83,11 +83,11 @@ def test_run_smoke_scores_everything_and_resumes(tmp_path, capsys, monkeypatch):
     board = pd.read_csv(out / "report" / "leaderboard.csv")
     assert sorted(board["mode"]) == ["cot", "direct", "pencil"]
     assert (board["accuracy"] == 1.0).all() and (board["samples"] == 25).all()
-    assert (board["suite"] == "smoke v1").all()
-    assert "smoke v1" in (out / "report" / "leaderboard.md").read_text()
-    data = out / "data" / "smoke-v1"
+    assert (board["suite"] == "smoke v2").all()
+    assert "smoke v2" in (out / "report" / "leaderboard.md").read_text()
+    data = out / "data" / "smoke-v2"
     manifest = read_manifest(data)
-    assert (manifest.suite, manifest.suite_version, manifest.records) == ("smoke", 1, 25)
+    assert (manifest.suite, manifest.suite_version, manifest.records) == ("smoke", 2, 25)
     assert manifest.pieces == tuple(load_suite("smoke").pieces())
     stamps = {path.name: path.stat().st_mtime_ns for path in data.iterdir()}
     reported = []  # the report was checked above; the reruns only record that they write one
