@@ -118,10 +118,20 @@ def _vocabulary(variables: int, clauses: int) -> tuple[str, ...]:
 
 def clause_arrays(clauses: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
     """Clauses in the form the kernels take: all literals in one int64 array, and the
-    offsets where each clause starts (one more, where the last ends)."""
+    offsets where each clause starts (one more, where the last ends). The prompt, question
+    and trace of a problem ask for the same clauses in turn, so the arrays of the last
+    formula are kept, with a copy of its clauses to compare; callers only read them."""
+    global _last_formula
+    copy, flat, offsets = _last_formula
+    if copy == clauses:
+        return flat, offsets
     offsets = np.fromiter(itertools.accumulate(map(len, clauses), initial=0), np.int64, len(clauses) + 1)
     flat = np.fromiter(itertools.chain.from_iterable(clauses), np.int64, int(offsets[-1]))
+    _last_formula = (list(map(list, clauses)), flat, offsets)
     return flat, offsets
+
+
+_last_formula: tuple[list[list[int]], np.ndarray, np.ndarray] = ([], np.zeros(0, np.int64), np.zeros(1, np.int64))
 
 
 @kernel
