@@ -61,7 +61,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -211,7 +211,7 @@ def clause_lines(clauses: Sequence[Sequence[int]]) -> str:
 
 # Random integers from the item's stream: kernels take a block of its 64-bit words and a
 # cursor counting 32-bit halves, and return the cursor after what they used, or -1 when the
-# block ran out (the caller then draws a fresh block and starts the work again).
+# block ran out (the caller then draws a fresh block and starts the formula again).
 
 _LOW_HALF = np.uint64(0xFFFFFFFF)
 
@@ -270,11 +270,6 @@ def _draw_formula(words, cursor, variables, width, count):
     """``count`` random clauses (see ``_draw_rows``) and the cursor, or -1."""
     formula = np.empty((count, width), np.int64)
     return formula, _draw_rows(words, cursor, variables, formula)
-
-
-def _word_block(rng: np.random.Generator, width: int, count: int) -> np.ndarray:
-    """Random words for about ``BLOCK_FORMULAS`` formulas and their twins."""
-    return rng.bit_generator.random_raw(BLOCK_FORMULAS * count * (width + 2) // 2 + 16)
 
 
 # Enumeration: the assignments of n variables as bit sets, bit a of word w standing for
@@ -565,20 +560,50 @@ def _labelled_candidate(words, cursor, variables, width, count, satisfiable, tri
     return np.empty((0, width), np.int64), cursor, tried
 
 
-def _large_paired_candidate(words: np.ndarray, cursor: int, variables: int, width: int, count: int,
-                            satisfiable: bool) -> tuple[np.ndarray, int]:
-    """One formula above n = 14 made into an SR(n) twin when python-sat finds its last
-    clause's variables forced by the others; an empty formula when they are not."""
+Candidate = tuple[np.ndarray, int, int]  # a formula (no rows: none), the cursor, formulas tried
+
+
+def _candidates(rng: np.random.Generator, width: int, count: int,
+                draw: Callable[[np.ndarray, int, int], Candidate]) -> Iterator[np.ndarray]:
+    """The formulas ``draw(words, cursor, tries left)`` offers until ``MAX_DRAWS`` were
+    tried. Words come from the item's stream in blocks of about ``BLOCK_FORMULAS`` formulas
+    and their twins; a block that ran out before it gave one candidate is followed by one
+    twice as large."""
+    words, cursor, left = rng.bit_generator.random_raw(_block_size(width, count)), 0, MAX_DRAWS
+    while left > 0:
+        start = cursor
+        formula, cursor, tried = draw(words, cursor, left)
+        left -= tried
+        if cursor < 0:
+            size = 2 * words.size if start == 0 else _block_size(width, count)
+            words, cursor = rng.bit_generator.random_raw(size), 0
+        elif len(formula):
+            yield formula
+
+
+def _block_size(width: int, count: int) -> int:
+    return BLOCK_FORMULAS * count * (width + 2) // 2 + 16
+
+
+def _one_formula(words: np.ndarray, cursor: int, variables: int, width: int, count: int) -> Candidate:
     formula, cursor = _draw_formula(words, cursor, variables, width, count)
+    return formula, cursor, int(cursor >= 0)
+
+
+def _large_paired_candidate(words: np.ndarray, cursor: int, variables: int, width: int, count: int,
+                            satisfiable: bool) -> Candidate:
+    """One formula above n = 14, made into an SR(n) twin when python-sat finds its last
+    clause's variables forced by the others (no rows when they are not)."""
+    formula, cursor, tried = _one_formula(words, cursor, variables, width, count)
     if cursor < 0:
-        return formula, cursor
+        return formula, cursor, tried
     clauses = formula.tolist()
     last = [abs(literal) for literal in clauses[-1]]
     forced = forced_values(clauses[:-1], last)
     if forced is None or len(forced) < width:
-        return formula[:0], cursor
+        return formula[:0], cursor, tried
     formula[-1] = [-forced[var] for var in last]  # false in every model of the head
-    return formula, _twin(words, cursor, formula, satisfiable)
+    return formula, _twin(words, cursor, formula, satisfiable), tried
 
 
 def paired_formula(params: SatParams, rng: np.random.Generator, satisfiable: bool,
@@ -588,20 +613,16 @@ def paired_formula(params: SatParams, rng: np.random.Generator, satisfiable: boo
     satisfiable twin. Clause order is shuffled. A twin whose problem ``keep`` rejects is
     passed over for the next draw."""
     n, width, count = params.variables, params.width, params.clauses()
-    words, cursor, left = _word_block(rng, width, count), 0, MAX_DRAWS
-    while left > 0:
+
+    def draw(words: np.ndarray, cursor: int, left: int) -> Candidate:
         if n <= ENUMERATE_UP_TO:
-            formula, cursor, tried = _paired_candidate(words, cursor, n, width, count, satisfiable, left)
-            left -= tried
-        else:
-            formula, cursor = _large_paired_candidate(words, cursor, n, width, count, satisfiable)
-            left -= cursor >= 0
-        if cursor < 0:
-            words, cursor = _word_block(rng, width, count), 0
-        elif len(formula):
-            clauses = formula.tolist()
-            if keep is None or keep({"num_vars": n, "clauses": clauses}):
-                return clauses
+            return _paired_candidate(words, cursor, n, width, count, satisfiable, left)
+        return _large_paired_candidate(words, cursor, n, width, count, satisfiable)
+
+    for formula in _candidates(rng, width, count, draw):
+        clauses = formula.tolist()
+        if keep is None or keep({"num_vars": n, "clauses": clauses}):
+            return clauses
     raise ValueError(f"sat at {params.label()}: no unsatisfiable formula whose last clause decides it in "
                      f"{MAX_DRAWS} draws; move ratio towards 4.3 or use sampling=independent")
 
@@ -610,25 +631,18 @@ def independent_formula(params: SatParams, rng: np.random.Generator, satisfiable
                         keep: Keep | None = None) -> list[list[int]]:
     """Random formulas until one is satisfiable or not as asked and ``keep`` takes it."""
     n, width, count = params.variables, params.width, params.clauses()
-    words, cursor, left = _word_block(rng, width, count), 0, MAX_DRAWS
-    while left > 0:
-        if n <= ENUMERATE_UP_TO:
-            formula, cursor, tried = _labelled_candidate(words, cursor, n, width, count, satisfiable, left)
-            left -= tried
-            if cursor >= 0 and len(formula):
-                clauses = formula.tolist()
-                if keep is None or keep({"num_vars": n, "clauses": clauses}):
-                    return clauses
-        else:
-            formula, cursor = _draw_formula(words, cursor, n, width, count)
-            if cursor >= 0:
-                left -= 1
-                clauses = formula.tolist()
-                if ((keep is None or keep({"num_vars": n, "clauses": clauses}))  # one hash, before python-sat
-                        and python_sat_verdict(clauses) == satisfiable):
-                    return clauses
-        if cursor < 0:
-            words, cursor = _word_block(rng, width, count), 0
+
+    def draw(words: np.ndarray, cursor: int, left: int) -> Candidate:
+        if n <= ENUMERATE_UP_TO:  # labelled by enumeration in the kernel
+            return _labelled_candidate(words, cursor, n, width, count, satisfiable, left)
+        return _one_formula(words, cursor, n, width, count)
+
+    for formula in _candidates(rng, width, count, draw):
+        clauses = formula.tolist()
+        problem = {"num_vars": n, "clauses": clauses}
+        # Above ENUMERATE_UP_TO the split test (one hash) costs less than python-sat: it goes first.
+        if (keep is None or keep(problem)) and (n <= ENUMERATE_UP_TO or python_sat_verdict(clauses) == satisfiable):
+            return clauses
     kind = "satisfiable" if satisfiable else "unsatisfiable"
     raise ValueError(f"sat at {params.label()}: no {kind} formula in {MAX_DRAWS} draws; "
                      "move ratio towards 4.3 or target away from 0 and 1")
