@@ -76,6 +76,7 @@ SAT, UNSAT, CONFLICT, QUERY = "SAT", "UNSAT", "conflict", "?"
 MAX_DRAWS = 5000  # formulas drawn for one label before the size is declared unworkable
 BLOCK_FORMULAS = 12  # formulas' worth of random words drawn from the item's stream at a time
 ENUMERATE_UP_TO = 14  # variables up to which labels are found by enumerating assignments
+MAX_ENUMERATED = 30  # the most variables ``satisfying_words`` takes (2**30 assignments)
 SAMPLINGS = ("paired", "independent")
 
 # Token ids: the vocabulary is the special tokens, ``? SAT UNSAT conflict``, the literals
@@ -220,14 +221,15 @@ _LOW_HALF = np.uint64(0xFFFFFFFF)
 def _below(words, cursor, bound):
     """A uniform integer in ``[0, bound)`` from the halves at ``cursor`` on (Lemire: the
     high half of ``half * bound``, rejecting the ``2**32 % bound`` low values that would
-    favour some results); ``(-1, cursor)`` when the words ran out."""
+    favour some results; the remainder is only worked out for the rare low half below
+    ``bound``); ``(-1, cursor)`` when the words ran out."""
     span = np.uint64(bound)
-    threshold = (np.uint64(1 << 32) - span) % span
     while cursor < 2 * words.size:
         half = (words[cursor >> 1] >> np.uint64(32 * (cursor & 1))) & _LOW_HALF
         cursor += 1
         product = half * span
-        if (product & _LOW_HALF) >= threshold:
+        low = product & _LOW_HALF
+        if low >= span or low >= (np.uint64(1 << 32) - span) % span:
             return np.int64(product >> np.uint64(32)), cursor
     return np.int64(-1), cursor
 
@@ -245,11 +247,10 @@ def _draw_rows(words, cursor, variables, formula):
             pick, cursor = _below(words, cursor, top + 1)
             if pick < 0:
                 return -1
-            for p in range(i):
-                if row[p] == pick + 1:
-                    pick = top
-                    break
-            row[i] = pick + 1
+            repeat = False
+            for p in range(i):  # no early exit: fewer mispredicted branches
+                repeat |= row[p] == pick + 1
+            row[i] = top + 1 if repeat else pick + 1
         for i in range(1, width):  # insertion sort
             var, p = row[i], i
             while p and row[p - 1] > var:
@@ -260,8 +261,7 @@ def _draw_rows(words, cursor, variables, formula):
         if signs < 0:
             return -1
         for i in range(width):
-            if (signs >> i) & 1:
-                row[i] = -row[i]
+            row[i] *= 1 - 2 * ((signs >> i) & 1)
     return cursor
 
 
@@ -352,7 +352,7 @@ def _check_literals(flat, variables):
 @kernel
 def _satisfying_words(flat, offsets, variables):
     """The assignments that satisfy every clause, as words."""
-    if variables > 30:
+    if variables > MAX_ENUMERATED:
         raise ValueError("assignments are enumerated for at most 30 variables")
     _check_literals(flat, variables)
     models = np.empty(max(1, (1 << variables) >> 6), np.uint64)
