@@ -124,7 +124,7 @@ def clause_arrays(clauses: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndar
     formula are kept, with a copy of its clauses to compare; callers only read them."""
     global _last_formula
     copy, flat, offsets = _last_formula
-    if copy == clauses:
+    if isinstance(clauses, list) and copy == clauses:
         return flat, offsets
     offsets = np.fromiter(itertools.accumulate(map(len, clauses), initial=0), np.int64, len(clauses) + 1)
     flat = np.fromiter(itertools.chain.from_iterable(clauses), np.int64, int(offsets[-1]))
@@ -169,16 +169,18 @@ def clause_tokens(clauses: Sequence[Sequence[int]]) -> list[str]:
 @kernel
 def _write_decimal(out, at, number):
     """Writes ``number`` in decimal at ``out[at:]`` (ASCII); returns the end."""
+    magnitude = np.uint64(number)
     if number < 0:
         out[at] = 45  # "-"
         at += 1
-        number = -number
-    digits = 1
-    while number >= 10 ** digits:
+        magnitude = np.uint64(-(number + 1)) + np.uint64(1)  # also right for -2**63
+    digits, rest = 1, magnitude // np.uint64(10)
+    while rest:
         digits += 1
+        rest //= np.uint64(10)
     for place in range(digits - 1, -1, -1):
-        out[at + place] = 48 + number % 10
-        number //= 10
+        out[at + place] = np.uint64(48) + magnitude % np.uint64(10)
+        magnitude //= np.uint64(10)
     return at + digits
 
 
@@ -443,6 +445,7 @@ def python_sat_verdict(clauses: Sequence[Sequence[int]]) -> bool:
 def _satisfied_by(flat, offsets, variables, literals):
     """Whether every clause holds one of ``literals`` (those naming no variable of the
     formula hold in none)."""
+    _check_literals(flat, variables)
     chosen = np.zeros(2 * variables, np.bool_)
     for literal in literals:
         if literal != 0 and abs(literal) <= variables:
