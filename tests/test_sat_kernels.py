@@ -103,6 +103,7 @@ def test_satisfies_reads_the_claimed_literals():
 def test_clause_text_and_tokens():
     clauses = [[1, -2, 13], [], [-100]]
     assert sat.clause_lines(clauses) == "c1: 1 -2 13\nc2: \nc3: -100"
+    assert sat.clause_lines([[-(2**63), 2**63 - 1, 10**18]]) == f"c1: {-(2**63)} {2**63 - 1} {10**18}"
     assert sat.clause_tokens(clauses) == ["c1", "1", "-2", "13", "c2", "c3", "-100"]
     with pytest.raises(ValueError, match="literal 0"):
         sat.clause_tokens([[1, 0]])
