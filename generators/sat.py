@@ -407,7 +407,11 @@ class _WarmSolver:
     solver is rebuilt after ``RENEW`` formulas to keep its clause store small.
     """
 
-    FIRST = 1 << 20  # activation variables start here; formulas use variables below it
+    # Activation variables start here; formulas use variables below it (SAT sizes end at
+    # 100; larger ones get a solver of their own). A solve call does work in proportion to
+    # the solver's variable count, so they start just above the formulas' (from 2**20, an
+    # UNSAT verdict at n = 20 took 7 ms instead of 0.1 ms).
+    FIRST = 1 << 10
     RENEW = 2000
 
     def __init__(self) -> None:
