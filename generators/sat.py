@@ -1,8 +1,11 @@
 """Random k-SAT: n variables, m = round(ratio * n) clauses of k distinct variables.
 
-Sampling: each clause picks k distinct variables uniformly and a random sign for each. The
-label comes first, from the item's stratum (satisfiable when ``stratum < target``, so the
-shares of any run of items are within a couple of items of ``target``). Two ways to reach it:
+Sampling: each clause picks k distinct variables uniformly (Floyd's algorithm), sorts them,
+and gives each a random sign. The randomness is the item's own stream: its 64-bit words,
+drawn in blocks, each split into two 32-bit halves that become uniform integers by Lemire's
+multiply-and-reject (exact, no modulo bias). The label comes first, from the item's stratum
+(satisfiable when ``stratum < target``, so the shares of any run of items are within a
+couple of items of ``target``). Two ways to reach it:
 
 - ``sampling=paired`` (the default), after NeuroSAT's SR(n): a random formula that is
   satisfiable with m - 1 clauses and becomes unsatisfiable with its m-th random clause. The
@@ -18,12 +21,18 @@ shares of any run of items are within a couple of items of ``target``). Two ways
   label: satisfiable instances are uniform among satisfiable formulas). Its labels carry
   shallow cues: the same regression scores about 63% (``pencilbench cues``).
 
-Labels are decided by an exact enumeration over all assignments (bit sets) for n <= 14 and
-python-sat above; nothing changes a formula after its label is known. The gold answer comes
-from the DPLL below and is confirmed on every trace without it: a SAT answer's assignment
-must satisfy every clause, and an UNSAT answer must be confirmed by the enumeration
-(n <= 14) or python-sat, so a wrong label cannot be written. python-sat runs as one warm
-solver per process with an activation variable per formula.
+A candidate meets the split test (the dataset's ``keep``) once it has its label, so only
+about three candidates per item are hashed; for independent formulas above n = 14 the split
+is tested first, as a hash costs less than python-sat. A rejected candidate is passed over
+for the next draw.
+
+Labels are decided by an exact enumeration over all assignments (bit sets of 64-bit words)
+for n <= 14 and python-sat above; nothing changes a formula after its label is known. The
+gold answer comes from the DPLL below and is confirmed on every trace without it: a SAT
+answer's assignment must satisfy every clause, and an UNSAT answer must be confirmed by the
+enumeration (n <= 14) or python-sat, so a wrong label cannot be written. python-sat runs as
+one warm solver per process with an activation variable per formula. Sampling, enumeration,
+the DPLL and the checks are compiled kernels (``generators.compiled``).
 
 Prompt: ``c1 l l l c2 l l l ... ?``; a literal is ``k`` (variable k true) or ``-k``.
 
@@ -42,31 +51,38 @@ an assigned literal, so the frames never restate the formula; the prompt holds t
   branch answered ``SAT ...`` answers the same.
 - The root frame answers ``UNSAT`` on a conflict.
 
-The live context is the prompt, at most n assigned literals with their reasons, and two
-tokens per open branch, so it grows linearly with the formula, while the CoT keeps every
-failed branch.
+A clause that repeats a literal counts it once. The live context is the prompt, at most n
+assigned literals with their reasons, and two tokens per open branch, so it grows linearly
+with the formula, while the CoT keeps every failed branch.
 """
 
 from __future__ import annotations
 
-import heapq
+import functools
+import itertools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 from pencilbench.generators.answers import HedgedAnswer, one_answer
-from pencilbench.generators.pencil import SPECIAL_TOKENS, TraceWriter
+from pencilbench.generators.compiled import ANSWER_ID, CALL_ID, RETURN_ID, SEP_ID, kernel, tokens_of
+from pencilbench.generators.pencil import SPECIAL_TOKENS
 from pencilbench.generators.task import Keep, Task, TaskParams, Trace, knob
 from pysat.solvers import Solver
 
 SAT, UNSAT, CONFLICT, QUERY = "SAT", "UNSAT", "conflict", "?"
 MAX_DRAWS = 5000  # formulas drawn for one label before the size is declared unworkable
-BATCH = 4  # formulas drawn per numpy call
+BLOCK_FORMULAS = 12  # formulas' worth of random words drawn from the item's stream at a time
 ENUMERATE_UP_TO = 14  # variables up to which labels are found by enumerating assignments
+MAX_ENUMERATED = 30  # the most variables ``satisfying_words`` takes (2**30 assignments)
 SAMPLINGS = ("paired", "independent")
+
+# Token ids: the vocabulary is the special tokens, ``? SAT UNSAT conflict``, the literals
+# ``1 -1 2 -2 ...`` and the clause names ``c1 c2 ...`` (see ``_vocabulary``).
+QUERY_ID, SAT_ID, UNSAT_ID, CONFLICT_ID = range(len(SPECIAL_TOKENS), len(SPECIAL_TOKENS) + 4)
+FIRST_LITERAL_ID = CONFLICT_ID + 1
 
 
 @dataclass(frozen=True)
@@ -93,33 +109,273 @@ class SatParams(TaskParams):
         return cls(variables=n, width=max(2, min(width, n)), ratio=len(clauses) / max(n, 1))
 
 
+@functools.lru_cache(maxsize=64)
+def _vocabulary(variables: int, clauses: int) -> tuple[str, ...]:
+    """Every token of formulas over ``variables`` with ``clauses`` clauses, in id order."""
+    literals = tuple(str(lit) for v in range(1, variables + 1) for lit in (v, -v))
+    names = tuple(f"c{j}" for j in range(1, clauses + 1))
+    return (*SPECIAL_TOKENS, QUERY, SAT, UNSAT, CONFLICT, *literals, *names)
+
+
+def clause_arrays(clauses: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Clauses in the form the kernels take: all literals in one int64 array, and the
+    offsets where each clause starts (one more, where the last ends). The prompt, question
+    and trace of a problem ask for the same clauses in turn, so the arrays of the last
+    formula are kept, with a copy of its clauses to compare; callers only read them."""
+    global _last_formula
+    copy, flat, offsets = _last_formula
+    if isinstance(clauses, list) and copy == clauses:
+        return flat, offsets
+    offsets = np.fromiter(itertools.accumulate(map(len, clauses), initial=0), np.int64, len(clauses) + 1)
+    flat = np.fromiter(itertools.chain.from_iterable(clauses), np.int64, int(offsets[-1]))
+    _last_formula = (list(map(list, clauses)), flat, offsets)
+    return flat, offsets
+
+
+_last_formula: tuple[list[list[int]], np.ndarray, np.ndarray] = ([], np.zeros(0, np.int64), np.zeros(1, np.int64))
+
+
+@kernel
+def _literal_id(literal):
+    """A literal's id: ``v`` and ``-v`` follow each other, in the order of the variables."""
+    return FIRST_LITERAL_ID + 2 * (abs(literal) - 1) + (literal < 0)
+
+
+@kernel
+def _clause_ids(flat, offsets):
+    """Ids of the compact clauses ``c1 l l l c2 ...`` in the vocabulary of the largest
+    variable they name, and that variable."""
+    variables = 0
+    for literal in flat:
+        if literal == 0:
+            raise ValueError("a clause holds the literal 0")
+        variables = max(variables, abs(literal))
+    count = offsets.size - 1
+    first_name = FIRST_LITERAL_ID + 2 * variables
+    ids = np.empty(count + flat.size, np.int32)
+    for j in range(count):
+        ids[offsets[j] + j] = first_name + j
+        for p in range(offsets[j], offsets[j + 1]):
+            ids[p + j + 1] = _literal_id(flat[p])
+    return ids, variables
+
+
 def clause_tokens(clauses: Sequence[Sequence[int]]) -> list[str]:
     """Compact clauses ``c1 l l l c2 ...``, numbered as the traces cite them."""
-    tokens: list[str] = []
-    for j, clause in enumerate(clauses, start=1):
-        tokens.append(f"c{j}")
-        tokens.extend(map(str, clause))
-    return tokens
+    ids, variables = _clause_ids(*clause_arrays(clauses))
+    return tokens_of(ids, _vocabulary(variables, len(clauses)))
+
+
+@kernel
+def _write_decimal(out, at, number):
+    """Writes ``number`` in decimal at ``out[at:]`` (ASCII); returns the end."""
+    magnitude = np.uint64(number)
+    if number < 0:
+        out[at] = 45  # "-"
+        at += 1
+        magnitude = np.uint64(-(number + 1)) + np.uint64(1)  # also right for -2**63
+    digits, rest = 1, magnitude // np.uint64(10)
+    while rest:
+        digits += 1
+        rest //= np.uint64(10)
+    for place in range(digits - 1, -1, -1):
+        out[at + place] = np.uint64(48) + magnitude % np.uint64(10)
+        magnitude //= np.uint64(10)
+    return at + digits
+
+
+@kernel
+def _clause_text(flat, offsets):
+    """``c1: l l l`` for each clause, one per line, as ASCII bytes."""
+    count = offsets.size - 1
+    out = np.empty(24 * count + 21 * flat.size, np.uint8)  # room for 19-digit numbers
+    at = 0
+    for j in range(count):
+        if j:
+            out[at] = 10  # newline
+            at += 1
+        out[at] = 99  # "c"
+        at = _write_decimal(out, at + 1, j + 1)
+        out[at] = 58  # ":"
+        at += 1
+        for p in range(offsets[j], offsets[j + 1]):
+            out[at] = 32  # space
+            at = _write_decimal(out, at + 1, flat[p])
+        if offsets[j] == offsets[j + 1]:
+            out[at] = 32
+            at += 1
+    return out[:at]
 
 
 def clause_lines(clauses: Sequence[Sequence[int]]) -> str:
     """Clauses one per line for questions, numbered as in the compact prompt."""
-    return "\n".join(f"c{j}: {' '.join(map(str, clause))}" for j, clause in enumerate(clauses, start=1))
+    return _clause_text(*clause_arrays(clauses)).tobytes().decode("ascii")
 
 
-def draw_formulas(rng: np.random.Generator, variables: int, width: int, clauses: int,
-                  formulas: int) -> list[list[list[int]]]:
-    """``formulas`` formulas of ``clauses`` clauses, each clause ``width`` distinct variables
-    (sorted) with random signs. Drawing several at once saves numpy's per-call cost."""
-    rows = formulas * clauses
-    chosen = np.argsort(rng.random((rows, variables)), axis=1)[:, :width] + 1
-    chosen.sort(axis=1)
-    signs = rng.integers(0, 2, size=(rows, width)) * 2 - 1
-    flat = (chosen * signs).tolist()
-    return [flat[i : i + clauses] for i in range(0, rows, clauses)]
+# Random integers from the item's stream: kernels take a block of its 64-bit words and a
+# cursor counting 32-bit halves, and return the cursor after what they used, or -1 when the
+# block ran out (the caller then draws a fresh block and starts the formula again).
+
+_LOW_HALF = np.uint64(0xFFFFFFFF)
 
 
-@lru_cache(maxsize=32)
+@kernel
+def _below(words, cursor, bound):
+    """A uniform integer in ``[0, bound)`` from the halves at ``cursor`` on (Lemire: the
+    high half of ``half * bound``, rejecting the ``2**32 % bound`` low values that would
+    favour some results; the remainder is only worked out for the rare low half below
+    ``bound``); ``(-1, cursor)`` when the words ran out."""
+    span = np.uint64(bound)
+    while cursor < 2 * words.size:
+        half = (words[cursor >> 1] >> np.uint64(32 * (cursor & 1))) & _LOW_HALF
+        cursor += 1
+        product = half * span
+        low = product & _LOW_HALF
+        if low >= span or low >= (np.uint64(1 << 32) - span) % span:
+            return np.int64(product >> np.uint64(32)), cursor
+    return np.int64(-1), cursor
+
+
+@kernel
+def _draw_rows(words, cursor, variables, formula):
+    """Fills each row of ``formula`` with a random clause: distinct variables chosen
+    uniformly by Floyd's algorithm (one integer per literal), sorted, then each negated by
+    one bit of a further integer. Returns the cursor, or -1."""
+    width = formula.shape[1]
+    for r in range(formula.shape[0]):
+        row = formula[r]
+        for i in range(width):
+            top = variables - width + i  # Floyd: pick in [0, top]; a repeat takes top itself
+            pick, cursor = _below(words, cursor, top + 1)
+            if pick < 0:
+                return -1
+            repeat = False
+            for p in range(i):  # no early exit: fewer mispredicted branches
+                repeat |= row[p] == pick + 1
+            row[i] = top + 1 if repeat else pick + 1
+        for i in range(1, width):  # insertion sort
+            var, p = row[i], i
+            while p and row[p - 1] > var:
+                row[p] = row[p - 1]
+                p -= 1
+            row[p] = var
+        signs, cursor = _below(words, cursor, 1 << width)
+        if signs < 0:
+            return -1
+        for i in range(width):
+            row[i] *= 1 - 2 * ((signs >> i) & 1)
+    return cursor
+
+
+@kernel
+def _draw_formula(words, cursor, variables, width, count):
+    """``count`` random clauses (see ``_draw_rows``) and the cursor, or -1."""
+    formula = np.empty((count, width), np.int64)
+    return formula, _draw_rows(words, cursor, variables, formula)
+
+
+# Enumeration: the assignments of n variables as bit sets, bit a of word w standing for
+# assignment 64 w + a, in which variable v is true iff bit v - 1 of the assignment is set.
+
+_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
+# Inside one word, where each of variables 1..6 is true.
+_TRUE_IN_WORD = np.array([0xAAAAAAAAAAAAAAAA, 0xCCCCCCCCCCCCCCCC, 0xF0F0F0F0F0F0F0F0,
+                          0xFF00FF00FF00FF00, 0xFFFF0000FFFF0000, 0xFFFFFFFF00000000], np.uint64)
+
+
+@kernel
+def _true_in(var, word):
+    """The assignments of word ``word`` in which variable ``var`` is true."""
+    if var <= 6:
+        return _TRUE_IN_WORD[var - 1]
+    return _ALL if (word >> (var - 7)) & 1 else np.uint64(0)
+
+
+@kernel
+def _every_assignment(variables, models):
+    """Sets ``models`` to all assignments of ``variables`` variables."""
+    models[:] = _ALL
+    if variables < 6:
+        models[0] = (np.uint64(1) << np.uint64(1 << variables)) - np.uint64(1)
+
+
+@kernel
+def _strike(models, clause):
+    """Removes the assignments that falsify ``clause`` from ``models``. Its literals over
+    variables 1..6 pick bits inside each word, those over later variables pick the words
+    (bits of the word index), so only the words it can falsify are visited."""
+    inside = _ALL  # bits where the literals over variables 1..6 are all false
+    fixed = chosen = 0  # word-index bits the later literals fix, and the values that falsify them
+    for literal in clause:
+        var = abs(literal)
+        if var <= 6:
+            true = _TRUE_IN_WORD[var - 1]
+            inside &= ~true if literal > 0 else true
+        else:
+            bit = 1 << (var - 7)
+            falsifying = bit if literal < 0 else 0
+            if fixed & bit and (chosen & bit) != falsifying:
+                return  # the clause holds v and -v: it is never false
+            fixed |= bit
+            chosen |= falsifying
+    free = (models.size - 1) & ~fixed
+    subset = 0
+    while True:  # every word whose index has the chosen bits, whatever the free ones
+        models[chosen | subset] &= ~inside
+        subset = (subset - free) & free
+        if subset == 0:
+            return
+
+
+@kernel
+def _any(models):
+    for word in models:
+        if word:
+            return True
+    return False
+
+
+@kernel
+def _satisfied_rows(models, formula):
+    """Strikes every row of ``formula`` from ``models``; returns whether a model is left."""
+    for r in range(formula.shape[0]):
+        _strike(models, formula[r])
+    return _any(models)
+
+
+@kernel
+def _check_literals(flat, variables):
+    """Raises ``ValueError`` for a literal that is 0 or names a variable above ``variables``."""
+    for literal in flat:
+        if literal == 0 or abs(literal) > variables:
+            raise ValueError("a literal is 0 or names a variable above num_vars")
+
+
+@kernel
+def _satisfying_words(flat, offsets, variables):
+    """The assignments that satisfy every clause, as words."""
+    if variables > MAX_ENUMERATED:
+        raise ValueError("assignments are enumerated for at most 30 variables")
+    _check_literals(flat, variables)
+    models = np.empty(max(1, (1 << variables) >> 6), np.uint64)
+    _every_assignment(variables, models)
+    for j in range(offsets.size - 1):
+        _strike(models, flat[offsets[j] : offsets[j + 1]])
+    return models
+
+
+def satisfying_words(variables: int, clauses: Sequence[Sequence[int]]) -> np.ndarray:
+    """The assignments that satisfy every clause as uint64 words (bit a of word w is
+    assignment 64 w + a; see ``false_masks``)."""
+    return _satisfying_words(*clause_arrays(clauses), variables)
+
+
+def satisfying_set(variables: int, clauses: Sequence[Sequence[int]]) -> int:
+    """``satisfying_words`` as one Python integer (the bit set of ``false_masks``)."""
+    return int.from_bytes(satisfying_words(variables, clauses).astype("<u8", copy=False).tobytes(), "little")
+
+
+@functools.lru_cache(maxsize=32)
 def false_masks(variables: int) -> tuple[int, dict[int, int]]:
     """All assignments as one bit set (bit a = assignment a, variable v true iff bit v-1 of
     a), and for each literal the set of assignments where it is false."""
@@ -137,24 +393,9 @@ def false_masks(variables: int) -> tuple[int, dict[int, int]]:
     return full, masks
 
 
-def satisfying_set(variables: int, clauses: Sequence[Sequence[int]]) -> int:
-    """The assignments that satisfy every clause, as a bit set (see ``false_masks``); stops
-    as soon as the clauses falsify them all."""
-    full, masks = false_masks(variables)
-    falsified = 0
-    for clause in clauses:
-        cube = full
-        for literal in clause:
-            cube &= masks[literal]
-        falsified |= cube
-        if falsified == full:
-            return 0
-    return full ^ falsified
-
-
 def enumerated_verdict(variables: int, clauses: Sequence[Sequence[int]]) -> bool:
     """Satisfiability by enumerating every assignment at once as a bit set."""
-    return satisfying_set(variables, clauses) != 0
+    return _any(satisfying_words(variables, clauses))
 
 
 class _WarmSolver:
@@ -166,7 +407,11 @@ class _WarmSolver:
     solver is rebuilt after ``RENEW`` formulas to keep its clause store small.
     """
 
-    FIRST = 1 << 20  # activation variables start here; formulas use variables below it
+    # Activation variables start here; formulas use variables below it (SAT sizes end at
+    # 100; larger ones get a solver of their own). A solve call does work in proportion to
+    # the solver's variable count, so they start just above the formulas' (from 2**20, an
+    # UNSAT verdict at n = 20 took 7 ms instead of 0.1 ms).
+    FIRST = 1 << 10
     RENEW = 2000
 
     def __init__(self) -> None:
@@ -200,31 +445,39 @@ def python_sat_verdict(clauses: Sequence[Sequence[int]]) -> bool:
     return _WARM.satisfiable(clauses)
 
 
-def satisfies(clauses: Sequence[Sequence[int]], literals: Sequence[str]) -> bool:
-    """Whether the assignment ``literals`` (signed variable tokens) makes every clause true."""
-    chosen = set(map(int, literals))
-    return all(not chosen.isdisjoint(clause) for clause in clauses)
-
-
-def forced_values(variables: int, clauses: Sequence[Sequence[int]],
-                  wanted: Sequence[int]) -> dict[int, int] | None:
-    """For each variable of ``wanted`` that every model of ``clauses`` gives the same value,
-    that value as a literal; ``None`` when the clauses are unsatisfiable. Stops at the first
-    wanted variable that is free."""
-    forced: dict[int, int] = {}
-    if variables <= ENUMERATE_UP_TO:
-        models = satisfying_set(variables, clauses)
-        if not models:
-            return None
-        _, masks = false_masks(variables)
-        for var in wanted:
-            if not models & masks[var]:
-                forced[var] = var
-            elif not models & masks[-var]:
-                forced[var] = -var
-            else:
+@kernel
+def _satisfied_by(flat, offsets, variables, literals):
+    """Whether every clause holds one of ``literals`` (those naming no variable of the
+    formula hold in none)."""
+    _check_literals(flat, variables)
+    chosen = np.zeros(2 * variables, np.bool_)
+    for literal in literals:
+        if literal != 0 and abs(literal) <= variables:
+            chosen[2 * (abs(literal) - 1) + (literal < 0)] = True
+    for j in range(offsets.size - 1):
+        held = False
+        for p in range(offsets[j], offsets[j + 1]):
+            literal = flat[p]
+            if chosen[2 * (abs(literal) - 1) + (literal < 0)]:
+                held = True
                 break
-        return forced
+        if not held:
+            return False
+    return True
+
+
+def satisfies(variables: int, flat: np.ndarray, offsets: np.ndarray, literals: Sequence[str]) -> bool:
+    """Whether the assignment ``literals`` (signed variable tokens) makes every clause of
+    the formula (``clause_arrays``) true."""
+    chosen = np.fromiter(map(int, literals), np.int64, len(literals))
+    return _satisfied_by(flat, offsets, variables, chosen)
+
+
+def forced_values(clauses: Sequence[Sequence[int]], wanted: Sequence[int]) -> dict[int, int] | None:
+    """By python-sat: for each variable of ``wanted`` that every model of ``clauses`` gives
+    the same value, that value as a literal; ``None`` when the clauses are unsatisfiable.
+    Stops at the first wanted variable that is free."""
+    forced: dict[int, int] = {}
     with Solver(name="minisat22", bootstrap_with=clauses) as solver:
         if not solver.solve():
             return None
@@ -237,6 +490,129 @@ def forced_values(variables: int, clauses: Sequence[Sequence[int]],
     return forced
 
 
+@kernel
+def _falsify_forced(models, clause):
+    """When every model gives each variable of ``clause`` one value, sets the clause's
+    signs to the opposite values (so it is false in every model) and returns True."""
+    for i in range(clause.size):
+        var = abs(clause[i])
+        seen_true = seen_false = np.uint64(0)
+        for w in range(models.size):
+            true = _true_in(var, w)
+            seen_true |= models[w] & true
+            seen_false |= models[w] & ~true
+        if seen_true and seen_false:
+            return False
+        clause[i] = -var if seen_true else var
+    return True
+
+
+@kernel
+def _twin(words, cursor, formula, satisfiable):
+    """Finishes an SR(n) pair whose last clause is false in every model of the others: the
+    satisfiable twin negates one of its literals; then the clauses are shuffled (Fisher-
+    Yates). Returns the cursor, or -1."""
+    count, width = formula.shape
+    if satisfiable:
+        flip, cursor = _below(words, cursor, width)
+        if flip < 0:
+            return -1
+        formula[count - 1, flip] = -formula[count - 1, flip]
+    for i in range(count - 1, 0, -1):
+        j, cursor = _below(words, cursor, i + 1)
+        if j < 0:
+            return -1
+        for c in range(width):
+            formula[i, c], formula[j, c] = formula[j, c], formula[i, c]
+    return cursor
+
+
+@kernel
+def _paired_candidate(words, cursor, variables, width, count, satisfiable, tries):
+    """Draws up to ``tries`` formulas (n <= 14) until one makes an SR(n) twin (module
+    notes). Returns the twin, the cursor and the formulas tried; the twin has no rows when
+    none qualified or the words ran out (cursor -1)."""
+    formula = np.empty((count, width), np.int64)
+    models = np.empty(max(1, (1 << variables) >> 6), np.uint64)
+    tried = 0
+    while tried < tries:
+        cursor = _draw_rows(words, cursor, variables, formula)
+        if cursor < 0:
+            break
+        tried += 1
+        _every_assignment(variables, models)
+        if _satisfied_rows(models, formula[: count - 1]) and _falsify_forced(models, formula[count - 1]):
+            cursor = _twin(words, cursor, formula, satisfiable)
+            if cursor >= 0:
+                return formula, cursor, tried
+            break
+    return np.empty((0, width), np.int64), cursor, tried
+
+
+@kernel
+def _labelled_candidate(words, cursor, variables, width, count, satisfiable, tries):
+    """Draws up to ``tries`` formulas (n <= 14) until one is satisfiable or not as asked;
+    returns it as ``_paired_candidate`` does."""
+    formula = np.empty((count, width), np.int64)
+    models = np.empty(max(1, (1 << variables) >> 6), np.uint64)
+    tried = 0
+    while tried < tries:
+        cursor = _draw_rows(words, cursor, variables, formula)
+        if cursor < 0:
+            break
+        tried += 1
+        _every_assignment(variables, models)
+        if _satisfied_rows(models, formula) == satisfiable:
+            return formula, cursor, tried
+    return np.empty((0, width), np.int64), cursor, tried
+
+
+Candidate = tuple[np.ndarray, int, int]  # a formula (no rows: none), the cursor, formulas tried
+
+
+def _candidates(rng: np.random.Generator, width: int, count: int,
+                draw: Callable[[np.ndarray, int, int], Candidate]) -> Iterator[np.ndarray]:
+    """The formulas ``draw(words, cursor, tries left)`` offers until ``MAX_DRAWS`` were
+    tried. Words come from the item's stream in blocks of about ``BLOCK_FORMULAS`` formulas
+    and their twins; a block that ran out before it gave one candidate is followed by one
+    twice as large."""
+    words, cursor, left = rng.bit_generator.random_raw(_block_size(width, count)), 0, MAX_DRAWS
+    while left > 0:
+        start = cursor
+        formula, cursor, tried = draw(words, cursor, left)
+        left -= tried
+        if cursor < 0:
+            size = 2 * words.size if start == 0 else _block_size(width, count)
+            words, cursor = rng.bit_generator.random_raw(size), 0
+        elif len(formula):
+            yield formula
+
+
+def _block_size(width: int, count: int) -> int:
+    return BLOCK_FORMULAS * count * (width + 2) // 2 + 16
+
+
+def _one_formula(words: np.ndarray, cursor: int, variables: int, width: int, count: int) -> Candidate:
+    formula, cursor = _draw_formula(words, cursor, variables, width, count)
+    return formula, cursor, int(cursor >= 0)
+
+
+def _large_paired_candidate(words: np.ndarray, cursor: int, variables: int, width: int, count: int,
+                            satisfiable: bool) -> Candidate:
+    """One formula above n = 14, made into an SR(n) twin when python-sat finds its last
+    clause's variables forced by the others (no rows when they are not)."""
+    formula, cursor, tried = _one_formula(words, cursor, variables, width, count)
+    if cursor < 0:
+        return formula, cursor, tried
+    clauses = formula.tolist()
+    last = [abs(literal) for literal in clauses[-1]]
+    forced = forced_values(clauses[:-1], last)
+    if forced is None or len(forced) < width:
+        return formula[:0], cursor, tried
+    formula[-1] = [-forced[var] for var in last]  # false in every model of the head
+    return formula, _twin(words, cursor, formula, satisfiable), tried
+
+
 def paired_formula(params: SatParams, rng: np.random.Generator, satisfiable: bool,
                    keep: Keep | None = None) -> list[list[int]]:
     """One twin of an SR(n)-style pair (see the module notes): m random clauses whose last one
@@ -244,145 +620,240 @@ def paired_formula(params: SatParams, rng: np.random.Generator, satisfiable: boo
     satisfiable twin. Clause order is shuffled. A twin whose problem ``keep`` rejects is
     passed over for the next draw."""
     n, width, count = params.variables, params.width, params.clauses()
-    for _ in range(MAX_DRAWS // BATCH):
-        for clauses in draw_formulas(rng, n, width, count, BATCH):
-            head, last = clauses[:-1], clauses[-1]
-            variables = [abs(literal) for literal in last]
-            forced = forced_values(n, head, variables)
-            if forced is None or len(forced) < width:
-                continue
-            last = [-forced[var] for var in variables]  # false in every model of the head
-            if satisfiable:
-                flip = int(rng.integers(width))
-                last[flip] = -last[flip]
-            formula = [*head, last]
-            shuffled = [formula[i] for i in rng.permutation(count).tolist()]
-            if keep is None or keep({"num_vars": n, "clauses": shuffled}):
-                return shuffled
+
+    def draw(words: np.ndarray, cursor: int, left: int) -> Candidate:
+        if n <= ENUMERATE_UP_TO:
+            return _paired_candidate(words, cursor, n, width, count, satisfiable, left)
+        return _large_paired_candidate(words, cursor, n, width, count, satisfiable)
+
+    for formula in _candidates(rng, width, count, draw):
+        clauses = formula.tolist()
+        if keep is None or keep({"num_vars": n, "clauses": clauses}):
+            return clauses
     raise ValueError(f"sat at {params.label()}: no unsatisfiable formula whose last clause decides it in "
                      f"{MAX_DRAWS} draws; move ratio towards 4.3 or use sampling=independent")
 
 
-class _Dpll:
-    """DPLL with counters per clause; writes the trace described in the module notes."""
+def independent_formula(params: SatParams, rng: np.random.Generator, satisfiable: bool,
+                        keep: Keep | None = None) -> list[list[int]]:
+    """Random formulas until one is satisfiable or not as asked and ``keep`` takes it."""
+    n, width, count = params.variables, params.width, params.clauses()
 
-    def __init__(self, num_vars: int, clauses: Sequence[Sequence[int]], out: TraceWriter) -> None:
-        self.num_vars, self.out = num_vars, out
-        self.clauses = [tuple(dict.fromkeys(clause)) for clause in clauses]
-        self.names = [f"c{j}" for j in range(1, len(clauses) + 1)]
-        self.size = [len(clause) for clause in self.clauses]
-        self.occurs: dict[int, list[int]] = {lit: [] for v in range(1, num_vars + 1) for lit in (v, -v)}
-        for j, clause in enumerate(self.clauses):
-            for literal in clause:
-                self.occurs[literal].append(j)
-        self.value = [0] * (num_vars + 1)  # +1 true, -1 false, 0 open
-        self.true = [0] * len(self.clauses)
-        self.false = [0] * len(self.clauses)
-        self.satisfied = 0
-        self.trail: list[int] = []
-        self.pending = [j for j, size in enumerate(self.size) if size <= 1]  # maybe unit or false
-        self.decisions = self.conflicts = self.propagations = 0
+    def draw(words: np.ndarray, cursor: int, left: int) -> Candidate:
+        if n <= ENUMERATE_UP_TO:  # labelled by enumeration in the kernel
+            return _labelled_candidate(words, cursor, n, width, count, satisfiable, left)
+        return _one_formula(words, cursor, n, width, count)
 
-    def assign(self, literal: int) -> None:
-        self.value[abs(literal)] = 1 if literal > 0 else -1
-        self.trail.append(literal)
-        true, false, size = self.true, self.false, self.size
-        for j in self.occurs[literal]:
-            if not true[j]:
-                self.satisfied += 1
-            true[j] += 1
-        for j in self.occurs[-literal]:
-            false[j] += 1
-            if not true[j] and false[j] >= size[j] - 1:
-                heapq.heappush(self.pending, j)
+    for formula in _candidates(rng, width, count, draw):
+        clauses = formula.tolist()
+        problem = {"num_vars": n, "clauses": clauses}
+        # Above ENUMERATE_UP_TO the split test (one hash) costs less than python-sat: it goes first.
+        if (keep is None or keep(problem)) and (n <= ENUMERATE_UP_TO or python_sat_verdict(clauses) == satisfiable):
+            return clauses
+    kind = "satisfiable" if satisfiable else "unsatisfiable"
+    raise ValueError(f"sat at {params.label()}: no {kind} formula in {MAX_DRAWS} draws; "
+                     "move ratio towards 4.3 or target away from 0 and 1")
 
-    def undo(self, mark: int) -> None:
-        true, false = self.true, self.false
-        while len(self.trail) > mark:
-            literal = self.trail.pop()
-            self.value[abs(literal)] = 0
-            for j in self.occurs[literal]:
-                true[j] -= 1
+
+@kernel
+def _room(out, used, extra):
+    """``out``, or a copy at least twice as long when ``extra`` more ids would not fit."""
+    if used + extra <= out.size:
+        return out
+    bigger = np.empty(max(2 * out.size, used + extra), out.dtype)
+    bigger[:used] = out[:used]
+    return bigger
+
+
+@kernel
+def _dpll(flat, offsets, variables):
+    """The DPLL of the module notes, run on the clauses ``flat[offsets[j]:offsets[j + 1]]``
+    with counters per clause, written as token ids. Returns the ids, where the answer starts
+    (after ``[ANSWER]``), and the decisions, conflicts and propagations."""
+    _check_literals(flat, variables)
+    count = offsets.size - 1
+    # Each clause with its literals once, in order of first appearance.
+    literals = np.empty(flat.size, np.int64)
+    start = np.empty(count + 1, np.int64)
+    size = np.empty(count, np.int64)
+    used = 0
+    for j in range(count):
+        start[j] = used
+        for p in range(offsets[j], offsets[j + 1]):
+            repeated = False
+            for q in range(start[j], used):
+                repeated |= literals[q] == flat[p]
+            if not repeated:
+                literals[used] = flat[p]
+                used += 1
+        size[j] = used - start[j]
+    start[count] = used
+    # The clauses each literal occurs in, in increasing order, by literal slot (= id - FIRST_LITERAL_ID).
+    slots = 2 * variables
+    occurs_at = np.zeros(slots + 1, np.int64)
+    for p in range(used):
+        occurs_at[_literal_id(literals[p]) - FIRST_LITERAL_ID + 1] += 1
+    for s in range(slots):
+        occurs_at[s + 1] += occurs_at[s]
+    occurs, fill = np.empty(used, np.int64), occurs_at[:-1].copy()
+    for j in range(count):
+        for p in range(start[j], start[j + 1]):
+            s = _literal_id(literals[p]) - FIRST_LITERAL_ID
+            occurs[fill[s]] = j
+            fill[s] += 1
+    first_name = FIRST_LITERAL_ID + slots
+
+    value = np.zeros(variables + 1, np.int8)  # +1 true, -1 false, 0 open
+    true, false = np.zeros(count, np.int64), np.zeros(count, np.int64)
+    satisfied = 0
+    trail, trail_len = np.empty(variables, np.int64), 0
+    # Min-heap of clauses that may be unit or false. Between two backtracks a clause enters
+    # at most twice (its false count reaching size - 1, then size) besides the first fill.
+    heap, heap_len = np.empty(3 * count + 1, np.int64), 0
+    for j in range(count):
+        if size[j] <= 1:  # in increasing order: already a heap
+            heap[heap_len] = j
+            heap_len += 1
+    branch_literal, branch_mark, depth = np.empty(variables, np.int64), np.empty(variables, np.int64), 0
+    out = np.empty(8 * (count + variables) + 64, np.int32)
+    out[0], emitted = CALL_ID, 1
+    decisions = conflicts = propagations = 0
+    answer_start = 0
+    assign = 0  # the literal to set next, if any
+
+    while True:
+        if assign:
+            value[abs(assign)] = 1 if assign > 0 else -1
+            trail[trail_len] = assign
+            trail_len += 1
+            s = _literal_id(assign) - FIRST_LITERAL_ID
+            for p in range(occurs_at[s], occurs_at[s + 1]):
+                j = occurs[p]
                 if not true[j]:
-                    self.satisfied -= 1
-            for j in self.occurs[-literal]:
-                false[j] -= 1
-        # Branches start with no unit or false clause, so none is pending after a backtrack.
-        self.pending.clear()
+                    satisfied += 1
+                true[j] += 1
+            s ^= 1  # the opposite literal
+            for p in range(occurs_at[s], occurs_at[s + 1]):
+                j = occurs[p]
+                false[j] += 1
+                if not true[j] and false[j] >= size[j] - 1:
+                    at = heap_len
+                    heap_len += 1
+                    while at and heap[(at - 1) >> 1] > j:  # sift up
+                        heap[at] = heap[(at - 1) >> 1]
+                        at = (at - 1) >> 1
+                    heap[at] = j
+            assign = 0
 
-    def _branch(self) -> int:
-        """The open clause with the fewest open literals, lowest number first."""
-        best, best_open = -1, len(self.occurs) + 1
-        for j, size in enumerate(self.size):
-            if not self.true[j] and size - self.false[j] < best_open:
-                best, best_open = j, size - self.false[j]
-        return best
+        # The lowest-numbered clause that is unit or false (stale entries dropped).
+        while heap_len and (true[heap[0]] or false[heap[0]] < size[heap[0]] - 1):
+            heap_len -= 1
+            last, at = heap[heap_len], 0
+            while 2 * at + 1 < heap_len:  # sift down
+                child = 2 * at + 1
+                if child + 1 < heap_len and heap[child + 1] < heap[child]:
+                    child += 1
+                if heap[child] >= last:
+                    break
+                heap[at] = heap[child]
+                at = child
+            heap[at] = last
 
-    def _open_literal(self, j: int) -> int:
-        """The first literal of clause j whose variable is open."""
-        value = self.value
-        for literal in self.clauses[j]:
-            if not value[abs(literal)]:
-                return literal
-        raise AssertionError(f"clause {j + 1} has no open literal")
-
-    def model(self) -> tuple[str, ...]:
-        """Values of the variables that occur (the prompt shows no others), unassigned true."""
-        value, occurs = self.value, self.occurs
-        return tuple(str(v) if value[v] >= 0 else str(-v) for v in range(1, self.num_vars + 1)
-                     if occurs[v] or occurs[-v])
-
-    def run(self) -> tuple[str, ...] | None:
-        """Solve the current frame: the ``SAT ...`` answer, or ``None`` on a conflict."""
-        out, true, false, size, pending = self.out, self.true, self.false, self.size, self.pending
-        while True:
-            # The lowest-numbered clause that is unit or false (stale heap entries dropped).
-            while pending and (true[pending[0]] or false[pending[0]] < size[pending[0]] - 1):
-                heapq.heappop(pending)
-            if pending:
-                j = pending[0]
-                if false[j] == size[j]:
-                    self.conflicts += 1
-                    out.emit(self.names[j], CONFLICT)
-                    return None
-                literal = self._open_literal(j)
-                self.propagations += 1
-                out.emit(self.names[j], str(literal))
-                self.assign(literal)
+        if heap_len:
+            j = heap[0]
+            out = _room(out, emitted, 6)
+            if false[j] == size[j]:
+                conflicts += 1
+                out[emitted], out[emitted + 1] = first_name + j, CONFLICT_ID
+                emitted += 2
+                if depth == 0:
+                    out[emitted], out[emitted + 1] = SEP_ID, ANSWER_ID
+                    out[emitted + 2], out[emitted + 3] = UNSAT_ID, RETURN_ID
+                    answer_start, emitted = emitted + 2, emitted + 4
+                    break
+                depth -= 1  # the branch fails: the frame keeps its negation
+                failed = branch_literal[depth]
+                out[emitted], out[emitted + 1], out[emitted + 2] = SEP_ID, _literal_id(-failed), RETURN_ID
+                emitted += 3
+                while trail_len > branch_mark[depth]:  # undo the branch
+                    trail_len -= 1
+                    undone = trail[trail_len]
+                    value[abs(undone)] = 0
+                    s = _literal_id(undone) - FIRST_LITERAL_ID
+                    for p in range(occurs_at[s], occurs_at[s + 1]):
+                        true[occurs[p]] -= 1
+                        if not true[occurs[p]]:
+                            satisfied -= 1
+                    s ^= 1
+                    for p in range(occurs_at[s], occurs_at[s + 1]):
+                        false[occurs[p]] -= 1
+                heap_len = 0  # a branch starts with no unit or false clause
+                assign = -failed
                 continue
-            if self.satisfied == len(self.clauses):
-                return (SAT, *self.model())
-            j = self._branch()
-            literal = self._open_literal(j)
-            self.decisions += 1
-            mark = len(self.trail)
-            out.call(self.names[j], str(literal))
-            self.assign(literal)
-            answer = self.run()
-            if answer is not None:
-                out.ret(*answer)
-                return answer
-            out.ret(str(-literal))
-            self.undo(mark)
-            self.assign(-literal)
+            assign = _open_literal(literals, start, value, j)
+            propagations += 1
+            out[emitted], out[emitted + 1] = first_name + j, _literal_id(assign)
+            emitted += 2
+            continue
+
+        if satisfied == count:
+            # SAT, then a value for each variable that occurs (unassigned ones true); every
+            # open frame answers the same, and the root states it after [ANSWER].
+            answer = np.empty(variables + 1, np.int32)
+            answer[0], length = SAT_ID, 1
+            for v in range(1, variables + 1):
+                s = 2 * (v - 1)
+                if occurs_at[s + 2] > occurs_at[s]:
+                    answer[length] = _literal_id(v if value[v] >= 0 else -v)
+                    length += 1
+            out = _room(out, emitted, (depth + 1) * (length + 3))
+            for frame in range(depth + 1):
+                out[emitted] = SEP_ID
+                emitted += 1
+                if frame == depth:
+                    out[emitted] = ANSWER_ID
+                    emitted += 1
+                    answer_start = emitted
+                out[emitted : emitted + length] = answer[:length]
+                out[emitted + length] = RETURN_ID
+                emitted += length + 1
+            break
+
+        # Branch: the open clause with the fewest open literals (lowest number first).
+        j, fewest = -1, slots + 1
+        for c in range(count):
+            if not true[c] and size[c] - false[c] < fewest:
+                j, fewest = c, size[c] - false[c]
+        assign = _open_literal(literals, start, value, j)
+        decisions += 1
+        branch_literal[depth], branch_mark[depth] = assign, trail_len
+        depth += 1
+        out = _room(out, emitted, 3)
+        out[emitted], out[emitted + 1], out[emitted + 2] = CALL_ID, first_name + j, _literal_id(assign)
+        emitted += 3
+    return out[:emitted], answer_start, decisions, conflicts, propagations
 
 
-def dpll_trace(num_vars: int, clauses: Sequence[Sequence[int]]) -> Trace:
-    """Run the instrumented DPLL on a formula and return its trace."""
-    out = TraceWriter()
-    solver = _Dpll(num_vars, clauses, out)
-    out.call()
-    found = solver.run()
-    answer = found if found is not None else (UNSAT,)
-    out.answer(*answer)
-    stats = {"decisions": solver.decisions, "conflicts": solver.conflicts,
-             "propagations": solver.propagations}
-    return Trace(tuple(out.tokens), answer, stats)
+@kernel
+def _open_literal(literals, start, value, j):
+    """The first literal of clause j whose variable is open."""
+    for p in range(start[j], start[j + 1]):
+        if not value[abs(literals[p])]:
+            return literals[p]
+    raise AssertionError("a unit or branching clause has no open literal")
+
+
+def dpll_trace(num_vars: int, flat: np.ndarray, offsets: np.ndarray) -> Trace:
+    """Run the instrumented DPLL on a formula (``clause_arrays``) and return its trace."""
+    ids, answer_start, decisions, conflicts, propagations = _dpll(flat, offsets, num_vars)
+    tokens = tokens_of(ids, _vocabulary(num_vars, len(offsets) - 1))
+    stats = {"decisions": decisions, "conflicts": conflicts, "propagations": propagations}
+    return Trace(tuple(tokens), tuple(tokens[answer_start:-1]), stats)
 
 
 class Sat(Task):
     name = "sat"
-    version = 3
+    version = 4
     Params = SatParams
     summary = "random k-SAT: UNSAT, or SAT with a satisfying assignment, by DPLL"
     # One size: literal tokens depend on n, and random answers draw from a task-wide alphabet.
@@ -392,23 +863,8 @@ class Sat(Task):
     def sample(self, params: SatParams, rng: np.random.Generator, stratum: float,
                keep: Keep | None = None) -> dict[str, Any]:
         want = stratum < params.target
-        if params.sampling == "paired":
-            return {"num_vars": params.variables, "clauses": paired_formula(params, rng, want, keep)}
-        n, count = params.variables, params.clauses()
-        for _ in range(MAX_DRAWS // BATCH):
-            for clauses in draw_formulas(rng, n, params.width, count, BATCH):
-                problem = {"num_vars": n, "clauses": clauses}
-                if keep is not None and not keep(problem):  # one hash, before the label
-                    continue
-                if n <= ENUMERATE_UP_TO:
-                    satisfiable = enumerated_verdict(n, clauses)
-                else:
-                    satisfiable = python_sat_verdict(clauses)
-                if satisfiable == want:
-                    return problem
-        kind = "satisfiable" if want else "unsatisfiable"
-        raise ValueError(f"sat at {params.label()}: no {kind} formula in {MAX_DRAWS} draws; "
-                         "move ratio towards 4.3 or target away from 0 and 1")
+        draw = paired_formula if params.sampling == "paired" else independent_formula
+        return {"num_vars": params.variables, "clauses": draw(params, rng, want, keep)}
 
     def prompt(self, params: SatParams, problem: Mapping[str, Any]) -> list[str]:
         return [*clause_tokens(problem["clauses"]), QUERY]
@@ -428,14 +884,15 @@ class Sat(Task):
 
     def trace(self, params: SatParams, problem: Mapping[str, Any]) -> Trace:
         n, clauses = problem["num_vars"], problem["clauses"]
-        trace = dpll_trace(n, clauses)
+        flat, offsets = clause_arrays(clauses)
+        trace = dpll_trace(n, flat, offsets)
         # The answer is confirmed without the DPLL: a claimed model must satisfy every
         # clause, and UNSAT needs every assignment (enumerated up to ENUMERATE_UP_TO
         # variables) or python-sat to find none.
         if trace.answer[0] == SAT:
-            if not satisfies(clauses, trace.answer[1:]):
+            if not satisfies(n, flat, offsets, trace.answer[1:]):
                 raise RuntimeError("DPLL answered SAT with an assignment that falsifies a clause")
-        elif enumerated_verdict(n, clauses) if n <= ENUMERATE_UP_TO else python_sat_verdict(clauses):
+        elif _any(_satisfying_words(flat, offsets, n)) if n <= ENUMERATE_UP_TO else python_sat_verdict(clauses):
             raise RuntimeError("DPLL answered UNSAT and the formula is satisfiable")
         return trace
 
@@ -443,10 +900,7 @@ class Sat(Task):
         return one_answer(text, _read_verdict)
 
     def vocabulary(self, params: SatParams) -> tuple[str, ...]:
-        n = params.variables
-        literals = tuple(str(lit) for v in range(1, n + 1) for lit in (v, -v))
-        names = tuple(f"c{j}" for j in range(1, params.clauses() + 1))
-        return (*SPECIAL_TOKENS, QUERY, SAT, UNSAT, CONFLICT, *literals, *names)
+        return _vocabulary(params.variables, params.clauses())
 
 
 _WORD = re.compile(r"[a-z]+")

@@ -22,6 +22,12 @@ def records():
     return {n: list(generate(Spec("sat", {"variables": n}, "test", 11), COUNT)) for n in (3, 5, 8, 10)}
 
 
+def random_formula(rng, num_vars, width, count):
+    """``count`` clauses of ``width`` distinct variables with random signs (numpy only)."""
+    return [[int(var) * int(rng.choice((-1, 1))) for var in sorted(rng.choice(num_vars, width, replace=False) + 1)]
+            for _ in range(count)]
+
+
 def brute_force(num_vars, clauses):
     """Satisfiability by evaluating every assignment at once (numpy)."""
     assignments = (np.arange(1 << num_vars)[:, None] >> np.arange(num_vars)) & 1 == 1
@@ -232,7 +238,7 @@ def test_the_warm_solver_and_the_enumeration_agree_with_a_fresh_solver():
     rng = np.random.default_rng(5)
     warm = generator._WarmSolver()
     warm.RENEW, warm.FIRST = 7, 100  # cross several rebuilds; a formula above FIRST gets its own solver
-    formulas = [generator.draw_formulas(rng, 6, 3, int(rng.integers(10, 40)), 1)[0] for _ in range(40)]
+    formulas = [random_formula(rng, 6, 3, int(rng.integers(10, 40))) for _ in range(40)]
     formulas += [[[1], [-1]], [[1, 2], []], [[103, 1], [-1]]]
     verdicts = [warm.satisfiable(clauses) for clauses in formulas]
     assert verdicts == [oracle.solve({"num_vars": 6, "clauses": clauses}) is not None
@@ -248,7 +254,7 @@ def test_a_wrong_dpll_answer_is_never_written(monkeypatch, answer, why):
     from pencilbench.generators.task import Trace
 
     wrong = Trace(("[CALL]", "[SEP]", *answer, "[RETURN]"), answer)
-    monkeypatch.setattr(generator, "dpll_trace", lambda n, clauses: wrong)
+    monkeypatch.setattr(generator, "dpll_trace", lambda n, flat, offsets: wrong)
     problem = {"num_vars": 3, "clauses": [[-1, 2], [1, 2], [-3, 2]]}
     with pytest.raises(RuntimeError, match=why):
         TASK.trace(TASK.params({"variables": 3}), problem)
