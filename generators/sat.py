@@ -67,8 +67,8 @@ from typing import Any
 
 import numpy as np
 from pencilbench.generators.answers import HedgedAnswer, one_answer
-from pencilbench.generators.compiled import ANSWER_ID, CALL_ID, RETURN_ID, SEP_ID, kernel, tokens_of
-from pencilbench.generators.pencil import SPECIAL_TOKENS
+from pencilbench.generators.compiled import kernel
+from pencilbench.generators.pencil import ANSWER_ID, CALL_ID, RETURN_ID, SEP_ID, SPECIAL_TOKENS, tokens_of
 from pencilbench.generators.task import Keep, Task, TaskParams, Trace, knob
 from pysat.solvers import Solver
 
@@ -848,7 +848,7 @@ def dpll_trace(num_vars: int, flat: np.ndarray, offsets: np.ndarray) -> Trace:
     ids, answer_start, decisions, conflicts, propagations = _dpll(flat, offsets, num_vars)
     tokens = tokens_of(ids, _vocabulary(num_vars, len(offsets) - 1))
     stats = {"decisions": decisions, "conflicts": conflicts, "propagations": propagations}
-    return Trace(tuple(tokens), tuple(tokens[answer_start:-1]), stats)
+    return Trace(tuple(tokens), tuple(tokens[answer_start:-1]), stats, ids=ids)
 
 
 class Sat(Task):
