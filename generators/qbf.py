@@ -47,8 +47,8 @@ import numpy as np
 from pencilbench.generators.answers import one_answer, single
 from pencilbench.generators.compiled import kernel
 from pencilbench.generators.pencil import ANSWER_ID, CALL_ID, RETURN_ID, SEP_ID, SPECIAL_TOKENS, tokens_of
-from pencilbench.generators.sat import clause_lines, clause_tokens
-from pencilbench.generators.seeding import json_bytes, json_int, json_int_rows, split_index
+from pencilbench.generators.sat import clause_lines, clause_tokens, clauses_json
+from pencilbench.generators.seeding import json_bytes, json_int, split_index
 from pencilbench.generators.task import Keep, Task, TaskParams, Trace, knob
 
 TRUE, FALSE, QUERY = "True", "False", "?"
@@ -195,8 +195,6 @@ def _prefix_of(universal: list[bool]) -> list[list[Any]]:
     return [["a" if flag else "e", var] for var, flag in enumerate(universal, start=1)]
 
 
-_CLAUSES_KEY = np.frombuffer(b'{"clauses":', np.uint8)
-_NUM_VARS_KEY = np.frombuffer(b',"num_vars":', np.uint8)
 _PREFIX_KEY = np.frombuffer(b',"prefix":[', np.uint8)
 _EXISTS, _FORALL = np.frombuffer(b'["e",', np.uint8), np.frombuffer(b'["a",', np.uint8)
 
@@ -206,11 +204,8 @@ def home_index(universal: np.ndarray, clauses: np.ndarray) -> int:
     """The home split (an index into ``SPLITS``) of the problem a candidate makes, hashed
     from its canonical JSON written here, as ``home_split`` would hash it."""
     n = len(universal)
-    out = np.empty(64 + 16 * clauses.size + 16 * n, np.uint8)
-    at = json_bytes(out, 0, _CLAUSES_KEY)
-    at = json_int_rows(out, at, clauses)
-    at = json_bytes(out, at, _NUM_VARS_KEY)
-    at = json_int(out, at, n)
+    out = np.empty(64 + 24 * clauses.size + 16 * n, np.uint8)
+    at = clauses_json(out, clauses, n)
     at = json_bytes(out, at, _PREFIX_KEY)
     for v in range(n):
         if v:

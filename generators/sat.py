@@ -69,6 +69,7 @@ import numpy as np
 from pencilbench.generators.answers import HedgedAnswer, one_answer
 from pencilbench.generators.compiled import kernel
 from pencilbench.generators.pencil import ANSWER_ID, CALL_ID, RETURN_ID, SEP_ID, SPECIAL_TOKENS, tokens_of
+from pencilbench.generators.seeding import json_bytes, json_int, json_int_rows, split_index
 from pencilbench.generators.task import Keep, Task, TaskParams, Trace, knob
 from pysat.solvers import Solver
 
@@ -569,6 +570,29 @@ def _labelled_candidate(words, cursor, variables, width, count, satisfiable, tri
 
 Candidate = tuple[np.ndarray, int, int]  # a formula (no rows: none), the cursor, formulas tried
 
+_CLAUSES_KEY = np.frombuffer(b'{"clauses":', np.uint8)
+_NUM_VARS_KEY = np.frombuffer(b',"num_vars":', np.uint8)
+
+
+@kernel
+def clauses_json(out: np.ndarray, clauses: np.ndarray, num_vars: int) -> int:
+    """Write the start of a CNF problem's canonical JSON, ``{"clauses":[...],"num_vars":n``,
+    to ``out`` (room for 48 + 24 bytes per literal); return the position after it."""
+    at = json_bytes(out, 0, _CLAUSES_KEY)
+    at = json_int_rows(out, at, clauses)
+    at = json_bytes(out, at, _NUM_VARS_KEY)
+    return json_int(out, at, num_vars)
+
+
+@kernel
+def home_index(clauses: np.ndarray, num_vars: int) -> int:
+    """The home split (an index into ``SPLITS``) of ``{"num_vars": n, "clauses": clauses}``,
+    hashed from its canonical JSON written here, as ``home_split`` would hash it."""
+    out = np.empty(49 + 24 * clauses.size, np.uint8)
+    at = clauses_json(out, clauses, num_vars)
+    out[at] = 125  # }
+    return split_index(out[: at + 1])
+
 
 def _candidates(rng: np.random.Generator, width: int, count: int,
                 draw: Callable[[np.ndarray, int, int], Candidate]) -> Iterator[np.ndarray]:
@@ -627,9 +651,8 @@ def paired_formula(params: SatParams, rng: np.random.Generator, satisfiable: boo
         return _large_paired_candidate(words, cursor, n, width, count, satisfiable)
 
     for formula in _candidates(rng, width, count, draw):
-        clauses = formula.tolist()
-        if keep is None or keep({"num_vars": n, "clauses": clauses}):
-            return clauses
+        if keep is None or home_index(formula, n) == keep.index:
+            return formula.tolist()
     raise ValueError(f"sat at {params.label()}: no unsatisfiable formula whose last clause decides it in "
                      f"{MAX_DRAWS} draws; move ratio towards 4.3 or use sampling=independent")
 
@@ -645,10 +668,11 @@ def independent_formula(params: SatParams, rng: np.random.Generator, satisfiable
         return _one_formula(words, cursor, n, width, count)
 
     for formula in _candidates(rng, width, count, draw):
-        clauses = formula.tolist()
-        problem = {"num_vars": n, "clauses": clauses}
         # Above ENUMERATE_UP_TO the split test (one hash) costs less than python-sat: it goes first.
-        if (keep is None or keep(problem)) and (n <= ENUMERATE_UP_TO or python_sat_verdict(clauses) == satisfiable):
+        if keep is not None and home_index(formula, n) != keep.index:
+            continue
+        clauses = formula.tolist()
+        if n <= ENUMERATE_UP_TO or python_sat_verdict(clauses) == satisfiable:
             return clauses
     kind = "satisfiable" if satisfiable else "unsatisfiable"
     raise ValueError(f"sat at {params.label()}: no {kind} formula in {MAX_DRAWS} draws; "

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from pencilbench.generators import sat
 from pencilbench.generators.pencil import ANSWER, replay
+from pencilbench.generators.seeding import SPLITS, SplitTest, home_split
 from pencilbench.solvers import sat as oracle
 
 
@@ -185,25 +186,31 @@ def test_labelled_candidates_have_the_label():
 @pytest.mark.parametrize("n", [7, 16])
 def test_samplers_survive_small_blocks_of_random_words(monkeypatch, sampling, n):
     """Blocks too small for one formula are followed by larger ones; the formulas keep their
-    label, a candidate the split test rejects is passed over, and the stream decides all."""
+    label, candidates the split test rejects are passed over, and the stream decides all."""
     monkeypatch.setattr(sat, "BLOCK_FORMULAS", 0)
     params = sat.TASK.params({"variables": n, "sampling": sampling})
 
-    def draw(seed, stratum):
-        offered = []
-
-        def keep(part):
-            offered.append(part)
-            return len(offered) > 1  # the first candidate is passed over
-
-        return sat.TASK.sample(params, np.random.default_rng(seed), stratum, keep), offered
-
     for seed in range(4):
         want = seed % 2 == 0
-        problem, offered = draw(seed, 0.25 if want else 0.75)
-        assert offered[-1] == problem and offered[0] != problem
-        # Labels come before the split test, except for independent formulas above n = 14.
-        assert len(offered) == 2 or (sampling == "independent" and n > sat.ENUMERATE_UP_TO)
-        assert draw(seed, 0.25 if want else 0.75)[0] == problem
-        assert (oracle.solve(problem) is not None) == want
-        assert len(problem["clauses"]) == params.clauses() and problem["num_vars"] == n
+        stratum = 0.25 if want else 0.75
+        problems = {split: sat.TASK.sample(params, np.random.default_rng(seed), stratum, SplitTest(split))
+                    for split in SPLITS}
+        # Each split takes the first candidate at home in it: the others are passed over.
+        assert len({repr(problem) for problem in problems.values()}) == len(SPLITS)
+        for split, problem in problems.items():
+            assert home_split(problem) == split
+            assert sat.TASK.sample(params, np.random.default_rng(seed), stratum, SplitTest(split)) == problem
+            assert (oracle.solve(problem) is not None) == want
+            assert len(problem["clauses"]) == params.clauses() and problem["num_vars"] == n
+
+
+@pytest.mark.parametrize("n", [3, 10, 20])
+def test_the_compiled_split_test_hashes_what_home_split_hashes(n):
+    rng = np.random.default_rng(n)
+    seen = set()
+    for _ in range(200):
+        formula = rng.integers(1, n + 1, size=(int(rng.integers(1, 50)), 3)) * rng.choice([-1, 1], size=(1, 3))
+        problem = {"num_vars": n, "clauses": formula.tolist()}
+        seen.add(home_split(problem))
+        assert SPLITS[sat.home_index(formula, n)] == home_split(problem)
+    assert seen == set(SPLITS)
