@@ -12,6 +12,7 @@ The record schema (one JSONL line or Parquet row) is::
 from __future__ import annotations
 
 import functools
+import gc
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -257,6 +258,18 @@ def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, s
         for lo in range(start, end, step):
             yield work(spec, lo, min(lo + step, end))
         return
+    # Workers are forked from this process: objects it holds now are frozen out of the
+    # garbage collector, so the workers' collections do not walk (and copy, page by page)
+    # the whole inherited heap; that cost a fifth of their CPU time.
+    gc.freeze()
+    try:
+        yield from _pooled(spec, end, work, start, workers, chunk)
+    finally:
+        gc.unfreeze()
+
+
+def _pooled(spec: Spec, end: int, work: Callable[[Spec, int, int], T], start: int, workers: int,
+            chunk: int | None) -> Iterator[T]:
     with ProcessPoolExecutor(max_workers=workers) as pool:
         window: deque[Future[tuple[float, int, T]]] = deque()
         lo, size = start, chunk or 8
