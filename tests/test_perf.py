@@ -28,6 +28,9 @@ def test_workers_show_speed_up_and_identical_bytes(capsys):
     code, out, _ = run(capsys, "perf", "--task", "phop", "--goals", "--workers", "2", "--seconds", "0.05")
     assert code == 0 and "speed-up" in out
     assert "same bytes" in out and " yes " in out
+    row = next(line for line in out.splitlines() if line.startswith("phop"))
+    pairs = next(cell for cell in row.split() if cell.count("-") == 2)  # the three pairs, lowest first
+    assert [float(x) for x in pairs.split("-")] == sorted(float(x) for x in pairs.split("-"))
 
 
 def test_compare_table_pairs_rows_by_task_size_and_workers():
