@@ -114,7 +114,7 @@ def test_reward_is_a_float_for_any_text(suite):
 def test_reward_gives_partial_credit_on_request():
     record = pencilbench.generate("addition", 1, seed=0, operands=2, digits=4)[0]
     digits = record["answer"].split()
-    wrong_first = [str((int(digits[0]) + 1) % 10), *digits[1:]]
-    text = "Answer: " + "".join(wrong_first)
+    wrong_last = [*digits[:-1], str((int(digits[-1]) + 1) % 10)]  # a wrong first digit could be a 0
+    text = "Answer: " + "".join(wrong_last)
     assert pencilbench.reward(record, text) == 0.0
     assert pencilbench.reward(record, text, partial=True) == pytest.approx((len(digits) - 1) / len(digits))
