@@ -29,7 +29,7 @@ from pencilbench.generators.pencil import (
     ids_of,
     replay_codes,
     strip_marker_ids,
-    tokens_of,
+    text_of,
 )
 from pencilbench.generators.registry import get_task
 from pencilbench.generators.seeding import (
@@ -126,8 +126,8 @@ def record_from_problem(task: Task, params: TaskParams, problem: Mapping[str, An
         "prompt": " ".join(prompt),
         "question": task.question(params, problem),
         "answer": " ".join(trace.answer),
-        "cot": " ".join(tokens_of(cot_ids, vocabulary)),
-        "pencil": " ".join(trace.pencil),
+        "cot": text_of(cot_ids, vocabulary),
+        "pencil": text_of(ids, vocabulary),
         "stats": {
             "prompt_tokens": len(prompt),
             "cot_tokens": len(cot_ids),

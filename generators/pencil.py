@@ -390,6 +390,38 @@ def tokens_of(ids: np.ndarray, vocabulary: tuple[str, ...]) -> list[str]:
     return token_table(vocabulary)[ids].tolist()
 
 
+def text_of(ids: np.ndarray, vocabulary: tuple[str, ...]) -> str:
+    """``" ".join(tokens_of(ids, vocabulary))``, joined in compiled code (a record's trace
+    texts run to thousands of tokens)."""
+    data, offsets = _token_bytes(vocabulary)
+    return _join(ids, data, offsets).tobytes().decode()
+
+
+@functools.lru_cache(maxsize=64)
+def _token_bytes(vocabulary: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """A vocabulary's tokens as one run of UTF-8 bytes, and where each token starts."""
+    encoded = [token.encode() for token in token_table(vocabulary)]
+    offsets = np.cumsum([0, *map(len, encoded)])
+    return np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets
+
+
+@kernel
+def _join(ids, data, offsets):  # noqa: ANN001, ANN202 (compiled)
+    size = max(len(ids) - 1, 0)
+    for token in ids:
+        size += offsets[token + 1] - offsets[token]
+    out = np.empty(size, np.uint8)
+    at = 0
+    for k in range(len(ids)):
+        if k:
+            out[at] = 32  # space
+            at += 1
+        for byte in range(offsets[ids[k]], offsets[ids[k] + 1]):
+            out[at] = data[byte]
+            at += 1
+    return out
+
+
 def ids_of(tokens: Sequence[str], vocabulary: tuple[str, ...]) -> np.ndarray:
     """The ids of tokens; ``ValueError`` names a token outside ``vocabulary``."""
     index = _vocabulary_index(vocabulary)

@@ -1,5 +1,6 @@
 """The reduction rule, its faults, replay and training segments."""
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,6 +18,7 @@ from pencilbench.generators.pencil import (
     replay_codes,
     segments,
     strip_markers,
+    text_of,
     tokens_of,
 )
 
@@ -209,3 +211,11 @@ def test_vocabulary_ids_round_trip_and_reject_unknown_or_spaced_tokens():
         tokens_of(ids_of(["a b"], (*SPECIAL_TOKENS, "a b")), (*SPECIAL_TOKENS, "a b"))
     with pytest.raises(ValueError, match="start with the special tokens"):
         tokens_of(ids_of(["x"], ("x",)), ("x",))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 6), max_size=40))
+def test_compiled_join_equals_joining_the_tokens(positions):
+    vocabulary = (*SPECIAL_TOKENS, "x", "yz", "ünï")
+    ids = np.array(positions, dtype=np.int32)
+    assert text_of(ids, vocabulary) == " ".join(tokens_of(ids, vocabulary))
