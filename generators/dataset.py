@@ -237,13 +237,13 @@ def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, s
                workers: int = 1, chunk: int | None = None) -> Iterator[T]:
     """``work(spec, lo, hi)`` over consecutive chunks of items, results in chunk order.
 
-    With ``workers > 1`` the chunks run in a process pool (``work`` must be picklable), a
-    few chunks ahead of the consumer. Unless ``chunk`` fixes their size, pooled chunks start
-    at 8 items and are then sized from the CPU time the workers report to cost about
-    ``CHUNK_SECONDS`` each, and never more than a share of what is left that keeps every
-    worker busy at the end; in one process, chunks hold 64 items. Each worker process keeps
-    its own warm state (caches, solvers) from chunk to chunk; items do not depend on it or
-    on the chunking, so the bytes are the same.
+    With ``workers > 1`` the chunks run in ``workers - 1`` pool processes (``work`` must be
+    picklable), a few chunks ahead of the consumer, and in this process while it waits.
+    Unless ``chunk`` fixes their size, these chunks start at 8 items and are then sized from
+    the CPU time each took to cost about ``CHUNK_SECONDS``, and never more than a share of
+    what is left that keeps every process busy at the end; in one process, chunks hold 64
+    items. Each process keeps its own warm state (caches, solvers) from chunk to chunk;
+    items do not depend on it or on the chunking, so the bytes are the same.
     """
     spec.resolve()  # fail fast on bad input, in this process
     if count < 0 or start < 0:
@@ -270,16 +270,33 @@ def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, s
 
 def _pooled(spec: Spec, end: int, work: Callable[[Spec, int, int], T], start: int, workers: int,
             chunk: int | None) -> Iterator[T]:
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        window: deque[Future[tuple[float, int, T]]] = deque()
-        lo, size = start, chunk or 8
-        while lo < end or window:
-            while lo < end and len(window) < 4 * workers:
-                step = size if chunk is not None else max(1, min(size, (end - lo) // (2 * workers)))
-                hi = min(lo + step, end)
-                window.append(pool.submit(_timed_work, work, spec, lo, hi))
-                lo = hi
-            seconds, items, result = window.popleft().result()
+    """Chunks run in ``workers - 1`` pool processes and in this one: whenever the next
+    result in order is not ready, this process does the next chunk itself instead of
+    waiting, so ``workers`` processes generate, results cross a pipe only for the pool's
+    share, and the writing this process does between results is taken from its own share."""
+    slots: deque[Future[tuple[float, int, T]] | tuple[float, int, T]] = deque()  # in chunk order
+    lo, size, in_pool = start, chunk or 8, 0
+
+    def next_range() -> tuple[int, int]:
+        step = size if chunk is not None else max(1, min(size, (end - lo) // (2 * workers)))
+        return lo, min(lo + step, end)
+
+    with ProcessPoolExecutor(max_workers=workers - 1) as pool:
+        while lo < end or slots:
+            while lo < end and in_pool < 2 * (workers - 1):
+                piece = next_range()
+                slots.append(pool.submit(_timed_work, work, spec, *piece))
+                lo, in_pool = piece[1], in_pool + 1
+            head = slots[0]
+            if isinstance(head, Future) and not head.done() and lo < end:
+                piece = next_range()
+                slots.append(_timed_work(work, spec, *piece))
+                lo = piece[1]
+                continue
+            slots.popleft()
+            if isinstance(head, Future):
+                head, in_pool = head.result(), in_pool - 1
+            seconds, items, result = head
             if chunk is None:
                 size = max(1, int(items * CHUNK_SECONDS / max(seconds, 1e-6)))
             yield result

@@ -1,6 +1,7 @@
 """Seeding, determinism, split disjointness and export round trips."""
 
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -183,6 +184,19 @@ def test_pooled_chunks_are_sized_from_the_workers_cpu_time(monkeypatch):
     assert [lo for lo, _ in pieces[1:]] == [hi for _, hi in pieces[:-1]]  # in order, no gap
     assert max(sizes) > 8  # grown from the measured cost
     assert sizes[-1] <= max(1, 3000 // 8)  # the tail is cut small so both workers finish together
+
+
+def test_the_consuming_process_takes_chunks_while_it_waits_for_the_pool():
+    spec = Spec("addition", {"operands": 2, "digits": 2})
+    pieces = list(map_chunks(spec, 600, _where, workers=2, chunk=5))
+    assert [lo for lo, _, _ in pieces] == list(range(0, 600, 5))  # in order, whoever did them
+    assert {pid for _, _, pid in pieces} - {os.getpid()}  # the pool did some
+    assert os.getpid() in {pid for _, _, pid in pieces}  # and this process others
+
+
+def _where(spec, lo, hi):
+    sum(range(20000))
+    return lo, hi, os.getpid()
 
 
 def _bounds(spec, lo, hi):
