@@ -63,8 +63,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     perf.add_argument("--workers", type=int, default=1,
                       help="generate with this many processes; above 1 each size is also run with one, "
                       "in three pairs of runs, and the table shows the median speed-up and all three, "
-                      "the writing process's share of the CPU time and whether the files are byte for "
-                      "byte equal")
+                      "the share of the CPU time spent in the main process (it writes, and generates "
+                      "while it waits) and whether the files are byte for byte equal")
     which = perf.add_mutually_exclusive_group()
     which.add_argument("--goals", action="store_true",
                        help="the sizes compared with the PENCIL code, against this package's floors")
@@ -109,7 +109,7 @@ def _measure_here(task_name: str, params: dict[str, Any], seconds: float, worker
             speed_up, wall, cpu, own = sorted(pairs)[len(pairs) // 2]
             row.update({"inst/s": count / wall, "inst/cpu-s": count / cpu, "speed-up": speed_up,
                         "speed-ups": "-".join(f"{pair[0]:.2f}" for pair in sorted(pairs)),
-                        "writer CPU": f"{100 * own / cpu:.0f}%",
+                        "main CPU": f"{100 * own / cpu:.0f}%",
                         "same bytes": "yes" if single.read_bytes() == out.read_bytes() else "NO"})
         # High-water mark of generating (reading the file back below would raise it).
         peak_kib = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
@@ -207,7 +207,7 @@ def _against_goal(row: Mapping[str, Any], pencil: float | None, floor: str) -> d
 def _columns(rows: Sequence[Mapping[str, Any]], *, goals: bool, large: bool) -> list[str]:
     columns = ["task", "size", "workers", "n", "inst/s", "inst/cpu-s"]
     if any("speed-up" in row for row in rows):
-        columns += ["speed-up", "speed-ups", "writer CPU", "same bytes"]
+        columns += ["speed-up", "speed-ups", "main CPU", "same bytes"]
     if goals:
         return columns + ["PENCIL inst/s", "x PENCIL", "floor", "met", "peak MB"]
     columns.append("peak MB")
