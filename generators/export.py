@@ -23,7 +23,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pencilbench.generators.dataset import FIELDS, SCHEMA_VERSION, Spec, make_records, map_chunks
 from pencilbench.generators.pencil import segments
@@ -39,7 +41,9 @@ SEGMENT_SCHEMA = pa.schema(
     [("id", pa.string()), ("segment", pa.int64()), ("tokens", pa.string()), ("loss_start", pa.int64())]
 )
 FORMATS = (".jsonl", ".parquet")
-_BATCH = 2048
+_BATCH = 2048  # rows per Parquet row group, at most
+_GROUP_BYTES = 64 << 20  # text bytes after which a row group ends early
+_ENCODE_ROWS = 256  # records encoded at a time by write_records (row groups are cut apart from it)
 
 
 def check_format(path: str | Path) -> str:
@@ -140,6 +144,15 @@ def record_table(records: Sequence[Mapping[str, Any]], params_text: str | None =
     return pa.Table.from_pydict(columns, schema=RECORD_SCHEMA)
 
 
+def _row_bytes(table: pa.Table) -> np.ndarray:
+    """The bytes of text each row of a table holds (its string columns)."""
+    sizes = np.zeros(len(table), dtype=np.int64)
+    for column in table.columns:
+        if pa.types.is_string(column.type):
+            sizes += pc.binary_length(column).to_numpy(zero_copy_only=False)
+    return sizes
+
+
 def _segment_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(list(rows), schema=SEGMENT_SCHEMA)
 
@@ -227,7 +240,7 @@ def _write(path: str | Path, rows: Iterable[Mapping[str, Any]], schema: pa.Schem
         batch: list[Mapping[str, Any]] = []
         for row in rows:
             batch.append(row)
-            if len(batch) == _BATCH:
+            if len(batch) == _ENCODE_ROWS:
                 sink.add(len(batch), _encode(batch, sink.suffix, table))
                 batch = []
         sink.add(len(batch), _encode(batch, sink.suffix, table))
@@ -239,8 +252,11 @@ def _write(path: str | Path, rows: Iterable[Mapping[str, Any]], schema: pa.Schem
 class _Sink:
     """A dataset file being written under a temporary name, renamed when complete.
 
-    Parquet row groups hold ``_BATCH`` rows whatever the size of the encoded pieces added,
-    so a file's bytes do not depend on how its rows were chunked.
+    A Parquet row group ends after ``_BATCH`` rows, or earlier, after the row that brings
+    its text to ``_GROUP_BYTES``: the cuts depend on the rows alone, not on the size of the
+    encoded pieces added, so a file's bytes do not depend on how its rows were chunked, and
+    large instances (a QBF trace can hold a million tokens) never hold thousands of rows in
+    memory.
     """
 
     def __init__(self, path: str | Path, schema: pa.Schema) -> None:
@@ -251,6 +267,7 @@ class _Sink:
         self.schema, self.count, self.done = schema, 0, False
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
+        self.pending_bytes = np.zeros(0, dtype=np.int64)  # the text bytes of each pending row
         if self.suffix == ".jsonl":
             self.text = self.partial.open("w", encoding="utf-8")
         else:
@@ -264,14 +281,23 @@ class _Sink:
         if rows:
             self.pending.append(encoded)
             self.pending_rows += rows
-        while self.pending_rows >= _BATCH:
-            self._flush(_BATCH)
+            self.pending_bytes = np.concatenate((self.pending_bytes, _row_bytes(encoded)))
+        while (cut := self._group_end()) is not None:
+            self._flush(cut)
+
+    def _group_end(self) -> int | None:
+        """How many pending rows make the next full row group (``None``: not yet full)."""
+        reached = np.flatnonzero(np.cumsum(self.pending_bytes[:_BATCH]) >= _GROUP_BYTES)
+        if len(reached):
+            return int(reached[0]) + 1
+        return _BATCH if self.pending_rows >= _BATCH else None
 
     def _flush(self, rows: int) -> None:
         table = pa.concat_tables(self.pending)
         self.writer.write_table(table.slice(0, rows).combine_chunks())
         rest = table.slice(rows)
         self.pending, self.pending_rows = ([rest] if len(rest) else []), len(rest)
+        self.pending_bytes = self.pending_bytes[rows:]
 
     def close(self) -> int:
         """Finish the file and move it into place; return the row count."""

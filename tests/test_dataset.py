@@ -4,6 +4,7 @@ import json
 import os
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from pencilbench.bench.verify import record_problems
 from pencilbench.generators.dataset import Spec, generate, make_record, map_chunks, trace_problems
@@ -153,11 +154,14 @@ def test_trace_problems_names_a_marker_in_the_prompt():
     assert found == ["the prompt holds a marker or [ANSWER]"]
 
 
-@pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
-def test_generated_files_have_the_bytes_of_written_records_for_any_workers(tmp_path, monkeypatch, suffix):
+@pytest.mark.parametrize(("suffix", "group_bytes"), [(".parquet", 1 << 30), (".parquet", 4000), (".jsonl", 4000)])
+def test_generated_files_have_the_bytes_of_written_records_for_any_workers(tmp_path, monkeypatch, suffix,
+                                                                           group_bytes):
     from pencilbench.generators import export
 
     monkeypatch.setattr(export, "_BATCH", 16)  # several Parquet row groups, straddled by the chunks
+    monkeypatch.setattr(export, "_GROUP_BYTES", group_bytes)  # 4000: cut by size before 16 rows
+    monkeypatch.setattr(export, "_ENCODE_ROWS", 11)
     spec = Spec("addition", {"operands": 2, "digits": 2}, "train", 3)
     count = 90
     write_records(tmp_path / f"records{suffix}", generate(spec, count))
@@ -171,6 +175,11 @@ def test_generated_files_have_the_bytes_of_written_records_for_any_workers(tmp_p
         assert cut.read_bytes() == (tmp_path / f"segments{suffix}").read_bytes()
         assert counts[0] == count == sum(seen)
         assert counts[1] > count  # several segments per record
+    if suffix == ".parquet":
+        groups = pq.ParquetFile(tmp_path / f"records{suffix}").metadata
+        sizes = [groups.row_group(i).num_rows for i in range(groups.num_row_groups)]
+        assert sum(sizes) == count and max(sizes) <= 16
+        assert (min(sizes[:-1]) < 16) == (group_bytes == 4000)
 
 
 def test_pooled_chunks_are_sized_from_the_workers_cpu_time(monkeypatch):
