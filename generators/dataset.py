@@ -239,11 +239,11 @@ def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, s
 
     With ``workers > 1`` the chunks run in ``workers - 1`` pool processes (``work`` must be
     picklable), a few chunks ahead of the consumer, and in this process while it waits.
-    Unless ``chunk`` fixes their size, these chunks start at 8 items and are then sized from
-    the CPU time each took to cost about ``CHUNK_SECONDS``, and never more than a share of
-    what is left that keeps every process busy at the end; in one process, chunks hold 64
-    items. Each process keeps its own warm state (caches, solvers) from chunk to chunk;
-    items do not depend on it or on the chunking, so the bytes are the same.
+    Unless ``chunk`` fixes their size, chunks start at 8 items and are then sized from the
+    CPU time each took to cost about ``CHUNK_SECONDS`` (so large instances are held a few at
+    a time), and with a pool never more than a share of what is left that keeps every
+    process busy at the end. Each process keeps its own warm state (caches, solvers) from
+    chunk to chunk; items do not depend on it or on the chunking, so the bytes are the same.
     """
     spec.resolve()  # fail fast on bad input, in this process
     if count < 0 or start < 0:
@@ -254,9 +254,13 @@ def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, s
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     end = start + count
     if workers == 1:
-        step = chunk or 64
-        for lo in range(start, end, step):
-            yield work(spec, lo, min(lo + step, end))
+        lo, size = start, chunk or 8
+        while lo < end:
+            seconds, items, result = _timed_work(work, spec, lo, min(lo + size, end))
+            lo += items
+            if chunk is None:
+                size = _next_size(items, seconds)
+            yield result
         return
     # Workers are forked from this process: objects it holds now are frozen out of the
     # garbage collector, so the workers' collections do not walk (and copy, page by page)
@@ -298,8 +302,13 @@ def _pooled(spec: Spec, end: int, work: Callable[[Spec, int, int], T], start: in
                 head, in_pool = head.result(), in_pool - 1
             seconds, items, result = head
             if chunk is None:
-                size = max(1, int(items * CHUNK_SECONDS / max(seconds, 1e-6)))
+                size = _next_size(items, seconds)
             yield result
+
+
+def _next_size(items: int, seconds: float) -> int:
+    """Items a chunk should hold to cost about ``CHUNK_SECONDS``, given what one cost."""
+    return max(1, int(items * CHUNK_SECONDS / max(seconds, 1e-6)))
 
 
 def _timed_work(work: Callable[[Spec, int, int], T], spec: Spec, lo: int, hi: int) -> tuple[float, int, T]:
