@@ -529,10 +529,11 @@ def _twin(words, cursor, formula, satisfiable):
 
 
 @kernel
-def _paired_candidate(words, cursor, variables, width, count, satisfiable, tries):
-    """Draws up to ``tries`` formulas (n <= 14) until one makes an SR(n) twin (module
-    notes). Returns the twin, the cursor and the formulas tried; the twin has no rows when
-    none qualified or the words ran out (cursor -1)."""
+def _small_candidate(words, cursor, variables, width, count, satisfiable, tries, paired):
+    """Draws up to ``tries`` formulas (n <= 14) until one makes an SR(n) twin (module notes)
+    when ``paired``, or else until one is satisfiable or not as asked. Returns the formula,
+    the cursor and the formulas tried; the formula has no rows when none qualified or the
+    words ran out (cursor -1)."""
     formula = np.empty((count, width), np.int64)
     models = np.empty(max(1, (1 << variables) >> 6), np.uint64)
     tried = 0
@@ -542,29 +543,14 @@ def _paired_candidate(words, cursor, variables, width, count, satisfiable, tries
             break
         tried += 1
         _every_assignment(variables, models)
-        if _satisfied_rows(models, formula[: count - 1]) and _falsify_forced(models, formula[count - 1]):
+        if not paired:
+            if _satisfied_rows(models, formula) == satisfiable:
+                return formula, cursor, tried
+        elif _satisfied_rows(models, formula[: count - 1]) and _falsify_forced(models, formula[count - 1]):
             cursor = _twin(words, cursor, formula, satisfiable)
             if cursor >= 0:
                 return formula, cursor, tried
             break
-    return np.empty((0, width), np.int64), cursor, tried
-
-
-@kernel
-def _labelled_candidate(words, cursor, variables, width, count, satisfiable, tries):
-    """Draws up to ``tries`` formulas (n <= 14) until one is satisfiable or not as asked;
-    returns it as ``_paired_candidate`` does."""
-    formula = np.empty((count, width), np.int64)
-    models = np.empty(max(1, (1 << variables) >> 6), np.uint64)
-    tried = 0
-    while tried < tries:
-        cursor = _draw_rows(words, cursor, variables, formula)
-        if cursor < 0:
-            break
-        tried += 1
-        _every_assignment(variables, models)
-        if _satisfied_rows(models, formula) == satisfiable:
-            return formula, cursor, tried
     return np.empty((0, width), np.int64), cursor, tried
 
 
@@ -647,7 +633,7 @@ def paired_formula(params: SatParams, rng: np.random.Generator, satisfiable: boo
 
     def draw(words: np.ndarray, cursor: int, left: int) -> Candidate:
         if n <= ENUMERATE_UP_TO:
-            return _paired_candidate(words, cursor, n, width, count, satisfiable, left)
+            return _small_candidate(words, cursor, n, width, count, satisfiable, left, True)
         return _large_paired_candidate(words, cursor, n, width, count, satisfiable)
 
     for formula in _candidates(rng, width, count, draw):
@@ -664,7 +650,7 @@ def independent_formula(params: SatParams, rng: np.random.Generator, satisfiable
 
     def draw(words: np.ndarray, cursor: int, left: int) -> Candidate:
         if n <= ENUMERATE_UP_TO:  # labelled by enumeration in the kernel
-            return _labelled_candidate(words, cursor, n, width, count, satisfiable, left)
+            return _small_candidate(words, cursor, n, width, count, satisfiable, left, False)
         return _one_formula(words, cursor, n, width, count)
 
     for formula in _candidates(rng, width, count, draw):

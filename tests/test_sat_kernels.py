@@ -157,8 +157,8 @@ def test_paired_candidates_are_twins_that_differ_in_one_sign(n):
     words = np.random.default_rng(n).bit_generator.random_raw(400000)
     cursor, pairs = 0, 0
     while pairs < 40:
-        unsat, after, tried = sat._paired_candidate(words, cursor, n, 3, count, False, 5000)
-        twin, _, tried_twin = sat._paired_candidate(words, cursor, n, 3, count, True, 5000)
+        unsat, after, tried = sat._small_candidate(words, cursor, n, 3, count, False, 5000, True)
+        twin, _, tried_twin = sat._small_candidate(words, cursor, n, 3, count, True, 5000, True)
         assert after > 0 and tried == tried_twin and unsat.shape == twin.shape == (count, 3)
         assert oracle.solve({"num_vars": n, "clauses": unsat.tolist()}) is None
         assert oracle.solve({"num_vars": n, "clauses": twin.tolist()}) is not None
@@ -178,7 +178,7 @@ def test_labelled_candidates_have_the_label():
     words = np.random.default_rng(6).bit_generator.random_raw(100000)
     cursor = 0
     for want in [True, False] * 30:
-        formula, cursor, _ = sat._labelled_candidate(words, cursor, 9, 3, 39, want, 5000)
+        formula, cursor, _ = sat._small_candidate(words, cursor, 9, 3, 39, want, 5000, False)
         assert cursor > 0 and (oracle.solve({"num_vars": 9, "clauses": formula.tolist()}) is not None) == want
 
 
