@@ -280,6 +280,9 @@ def _pooled(spec: Spec, end: int, work: Callable[[Spec, int, int], T], start: in
     share, and the writing this process does between results is taken from its own share."""
     slots: deque[Future[tuple[float, int, T]] | tuple[float, int, T]] = deque()  # in chunk order
     lo, size, in_pool = start, chunk or 8, 0
+    # This process writes as well, so it takes a chunk only while it has spent less CPU time
+    # than a pool process has: then every process finishes at about the same time.
+    began, pool_seconds = time.process_time(), 0.0
 
     def next_range() -> tuple[int, int]:
         step = size if chunk is not None else max(1, min(size, (end - lo) // (2 * workers)))
@@ -292,7 +295,8 @@ def _pooled(spec: Spec, end: int, work: Callable[[Spec, int, int], T], start: in
                 slots.append(pool.submit(_timed_work, work, spec, *piece))
                 lo, in_pool = piece[1], in_pool + 1
             head = slots[0]
-            if isinstance(head, Future) and not head.done() and lo < end:
+            behind = time.process_time() - began < pool_seconds / (workers - 1)
+            if isinstance(head, Future) and not head.done() and lo < end and behind:
                 piece = next_range()
                 slots.append(_timed_work(work, spec, *piece))
                 lo = piece[1]
@@ -300,6 +304,7 @@ def _pooled(spec: Spec, end: int, work: Callable[[Spec, int, int], T], start: in
             slots.popleft()
             if isinstance(head, Future):
                 head, in_pool = head.result(), in_pool - 1
+                pool_seconds += head[0]
             seconds, items, result = head
             if chunk is None:
                 size = _next_size(items, seconds)
