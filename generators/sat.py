@@ -168,24 +168,6 @@ def clause_tokens(clauses: Sequence[Sequence[int]]) -> list[str]:
 
 
 @kernel
-def _write_decimal(out, at, number):
-    """Writes ``number`` in decimal at ``out[at:]`` (ASCII); returns the end."""
-    magnitude = np.uint64(number)
-    if number < 0:
-        out[at] = 45  # "-"
-        at += 1
-        magnitude = np.uint64(-(number + 1)) + np.uint64(1)  # also right for -2**63
-    digits, rest = 1, magnitude // np.uint64(10)
-    while rest:
-        digits += 1
-        rest //= np.uint64(10)
-    for place in range(digits - 1, -1, -1):
-        out[at + place] = np.uint64(48) + magnitude % np.uint64(10)
-        magnitude //= np.uint64(10)
-    return at + digits
-
-
-@kernel
 def _clause_text(flat, offsets):
     """``c1: l l l`` for each clause, one per line, as ASCII bytes."""
     count = offsets.size - 1
@@ -196,12 +178,12 @@ def _clause_text(flat, offsets):
             out[at] = 10  # newline
             at += 1
         out[at] = 99  # "c"
-        at = _write_decimal(out, at + 1, j + 1)
+        at = json_int(out, at + 1, j + 1)
         out[at] = 58  # ":"
         at += 1
         for p in range(offsets[j], offsets[j + 1]):
             out[at] = 32  # space
-            at = _write_decimal(out, at + 1, flat[p])
+            at = json_int(out, at + 1, flat[p])
         if offsets[j] == offsets[j + 1]:
             out[at] = 32
             at += 1

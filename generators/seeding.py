@@ -37,8 +37,7 @@ def stable_id(text: str) -> int:
 
 def problem_hash(problem: Mapping[str, Any]) -> str:
     """Hex digest of a problem's canonical JSON: the identity used for deduplication."""
-    text = json.dumps(problem, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(canonical_json(problem)).hexdigest()
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
@@ -117,22 +116,23 @@ class JsonTemplate:
 
 @kernel
 def json_int(out, at, value):  # noqa: ANN001, ANN201 (compiled)
-    """Write the integer ``value`` as JSON at ``out[at:]`` (a uint8 buffer); return the
-    position after it. With :func:`json_int_rows` and :func:`json_bytes`, compiled samplers
-    write their candidates' canonical JSON for :func:`split_index`."""
+    """Write the integer ``value`` in decimal, as JSON writes it, at ``out[at:]`` (a uint8
+    buffer); return the position after it. With :func:`json_int_rows` and
+    :func:`json_bytes`, compiled samplers write their candidates' canonical JSON for
+    :func:`split_index`."""
+    magnitude = np.uint64(value)
     if value < 0:
         out[at] = 45  # -
         at += 1
-        value = -value
-    start = at
-    while True:
-        out[at] = 48 + value % 10
-        at += 1
-        value //= 10
-        if value == 0:
-            break
-    out[start:at] = out[start:at][::-1].copy()
-    return at
+        magnitude = np.uint64(-(value + 1)) + np.uint64(1)  # also right for -2**63
+    digits, rest = 1, magnitude // np.uint64(10)
+    while rest:
+        digits += 1
+        rest //= np.uint64(10)
+    for place in range(digits - 1, -1, -1):
+        out[at + place] = np.uint64(48) + magnitude % np.uint64(10)
+        magnitude //= np.uint64(10)
+    return at + digits
 
 
 @kernel
