@@ -227,9 +227,9 @@ def make_records(spec: Spec, start: int, stop: int) -> list[dict[str, Any]]:
     return [make_record(task, params, spec.split, spec.seed, i) for i in range(start, stop)]
 
 
-# What one pooled chunk aims to cost: long enough that the pool's own cost per chunk (a few
-# hundred microseconds of pickling and messaging) stays small, short enough that every
-# worker stays busy to the end.
+# What one chunk aims to cost: long enough that the cost per chunk (a few hundred
+# microseconds of pickling and messaging in a pool) stays small, short enough that every
+# process stays busy to the end and large instances are held a few at a time.
 CHUNK_SECONDS = 0.05
 
 

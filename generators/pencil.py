@@ -220,9 +220,9 @@ def replay_codes(codes, prompt_len, lengths):  # noqa: ANN001, ANN202 (compiled)
 
     ``live`` holds the positions of the live generated tokens in order, ``calls`` and
     ``seps`` the places in ``live`` of the live markers, so a reduction moves only the kept
-    answer. Returns the live positions, the peak context, the reductions, the fault (0 none,
-    1 sep_outside_frame, 2 return_without_sep: ``FAULTS``), its position, and the live length after
-    every token when ``lengths`` is set.
+    answer. Returns the live positions, the peak context, the reductions, the fault (an index
+    into ``FAULTS``: 0 none), its position, and the live length after every token when
+    ``lengths`` is set.
     """
     n = len(codes)
     live = np.empty(n, np.int64)
@@ -236,11 +236,11 @@ def replay_codes(codes, prompt_len, lengths):  # noqa: ANN001, ANN202 (compiled)
         live[size] = i
         size += 1
         code = codes[i]
-        if fault == 0 and code <= 2:
-            if code == 0:
+        if fault == 0 and code <= RETURN_ID:
+            if code == CALL_ID:
                 calls[calls_n] = size - 1
                 calls_n += 1
-            elif code == 1:
+            elif code == SEP_ID:
                 if calls_n == 0:
                     fault, position = 1, i
                 else:
