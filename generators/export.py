@@ -84,8 +84,8 @@ def write_generated(path: str | Path, spec: Spec, count: int, *, start: int = 0,
     training segments into another); return the record and segment counts.
 
     Each chunk is built and encoded (JSON lines, or an Arrow table) where it is generated,
-    in a worker process when ``workers > 1``, so this process only appends encoded chunks;
-    the bytes are those of :func:`write_records` and :func:`write_segments`, for any
+    in a pool process or in this one (see :func:`map_chunks`), and this process appends the
+    encoded chunks in order; the bytes are those of :func:`write_records` and :func:`write_segments`, for any
     ``workers``. ``progress`` is called with the size of each finished chunk.
     """
     suffix = check_format(path)
@@ -266,7 +266,6 @@ class _Sink:
         self.partial = self.path.with_name(f".{self.path.name}.partial")
         self.schema, self.count, self.done = schema, 0, False
         self.pending: list[pa.Table] = []
-        self.pending_rows = 0
         self.pending_bytes = np.zeros(0, dtype=np.int64)  # the text bytes of each pending row
         if self.suffix == ".jsonl":
             self.text = self.partial.open("w", encoding="utf-8")
@@ -280,7 +279,6 @@ class _Sink:
             return
         if rows:
             self.pending.append(encoded)
-            self.pending_rows += rows
             self.pending_bytes = np.concatenate((self.pending_bytes, _row_bytes(encoded)))
         while (cut := self._group_end()) is not None:
             self._flush(cut)
@@ -290,13 +288,13 @@ class _Sink:
         reached = np.flatnonzero(np.cumsum(self.pending_bytes[:_BATCH]) >= _GROUP_BYTES)
         if len(reached):
             return int(reached[0]) + 1
-        return _BATCH if self.pending_rows >= _BATCH else None
+        return _BATCH if len(self.pending_bytes) >= _BATCH else None
 
     def _flush(self, rows: int) -> None:
         table = pa.concat_tables(self.pending)
         self.writer.write_table(table.slice(0, rows).combine_chunks())
         rest = table.slice(rows)
-        self.pending, self.pending_rows = ([rest] if len(rest) else []), len(rest)
+        self.pending = [rest] if len(rest) else []
         self.pending_bytes = self.pending_bytes[rows:]
 
     def close(self) -> int:
@@ -304,9 +302,9 @@ class _Sink:
         if self.suffix == ".jsonl":
             self.text.close()
         else:
-            if self.pending_rows or self.count == 0:
+            if len(self.pending_bytes) or self.count == 0:
                 if self.pending:
-                    self._flush(self.pending_rows)
+                    self._flush(len(self.pending_bytes))
                 else:
                     self.writer.write_table(self.schema.empty_table())
             self.writer.close()
