@@ -348,32 +348,9 @@ def _satisfying_words(flat, offsets, variables):
 
 
 def satisfying_words(variables: int, clauses: Sequence[Sequence[int]]) -> np.ndarray:
-    """The assignments that satisfy every clause as uint64 words (bit a of word w is
-    assignment 64 w + a; see ``false_masks``)."""
+    """The assignments that satisfy every clause as uint64 words: bit a of word w is
+    assignment 64 w + a, in which variable v is true iff bit v - 1 is set."""
     return _satisfying_words(*clause_arrays(clauses), variables)
-
-
-def satisfying_set(variables: int, clauses: Sequence[Sequence[int]]) -> int:
-    """``satisfying_words`` as one Python integer (the bit set of ``false_masks``)."""
-    return int.from_bytes(satisfying_words(variables, clauses).astype("<u8", copy=False).tobytes(), "little")
-
-
-@functools.lru_cache(maxsize=32)
-def false_masks(variables: int) -> tuple[int, dict[int, int]]:
-    """All assignments as one bit set (bit a = assignment a, variable v true iff bit v-1 of
-    a), and for each literal the set of assignments where it is false."""
-    size = 1 << variables
-    full = (1 << size) - 1
-    masks: dict[int, int] = {}
-    for var in range(1, variables + 1):
-        half = 1 << (var - 1)
-        true = ((1 << half) - 1) << half  # one period: half zeros, then half ones
-        span = 2 * half
-        while span < size:
-            true |= true << span
-            span *= 2
-        masks[var], masks[-var] = full ^ true, true
-    return full, masks
 
 
 def enumerated_verdict(variables: int, clauses: Sequence[Sequence[int]]) -> bool:
@@ -884,7 +861,7 @@ class Sat(Task):
         if trace.answer[0] == SAT:
             if not satisfies(n, flat, offsets, trace.answer[1:]):
                 raise RuntimeError("DPLL answered SAT with an assignment that falsifies a clause")
-        elif _any(_satisfying_words(flat, offsets, n)) if n <= ENUMERATE_UP_TO else python_sat_verdict(clauses):
+        elif enumerated_verdict(n, clauses) if n <= ENUMERATE_UP_TO else python_sat_verdict(clauses):
             raise RuntimeError("DPLL answered UNSAT and the formula is satisfiable")
         return trace
 
