@@ -55,7 +55,6 @@ class AdditionParams(TaskParams):
         operands = tuple(f"#{i}" for i in range(1, self.operands + 2))
         return (*SPECIAL_TOKENS, *DIGITS, "+", "=", *columns, *operands)
 
-
     @functools.cached_property
     def split_template(self) -> JsonTemplate:
         """A problem of this size as canonical JSON, its digits the variable bytes."""
