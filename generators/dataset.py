@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import functools
 import gc
+import json
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
+import pyarrow as pa
 from pencilbench.generators.compiled import kernel
 from pencilbench.generators.pencil import (
     ANSWER_ID,
@@ -29,19 +31,20 @@ from pencilbench.generators.pencil import (
     ids_of,
     replay_codes,
     strip_marker_ids,
-    text_of,
+    texts_of,
 )
 from pencilbench.generators.registry import get_task
 from pencilbench.generators.seeding import (
     MAX_ATTEMPTS,
     SplitTest,
+    Stream,
     check_seed,
     check_split,
     item_rng,
     stable_id,
     stratum,
 )
-from pencilbench.generators.task import Task, TaskParams
+from pencilbench.generators.task import Ragged, Solved, Task, TaskParams
 
 T = TypeVar("T")
 FIELDS = ("id", "task", "split", "seed", "index", "params", "problem", "prompt", "question",
@@ -49,6 +52,11 @@ FIELDS = ("id", "task", "split", "seed", "index", "params", "problem", "prompt",
 # The record layout's version: 2 added ``schema_version`` itself; records without the field
 # are version 1 and are read as such.
 SCHEMA_VERSION = 2
+# The nested fields, stored as JSON text in Parquet (their shape differs between tasks).
+JSON_FIELDS = ("params", "problem", "stats")
+RECORD_SCHEMA = pa.schema(
+    [(name, pa.int64() if name in ("seed", "index", "schema_version") else pa.string()) for name in FIELDS]
+)
 
 
 @dataclass(frozen=True)
@@ -86,59 +94,134 @@ def draw_problem(task: Task, params: TaskParams, split: str, seed: int, index: i
 
 def make_record(task: Task, params: TaskParams, split: str, seed: int, index: int) -> dict[str, Any]:
     """Instance ``index`` as a full record, its gold trace checked on the way."""
-    problem = draw_problem(task, params, split, seed, index)
-    return record_from_problem(task, params, problem, split=split, seed=seed, index=index)
+    return records_of(chunk_table(task, params, split, seed, index, index + 1))[0]
 
 
 def record_from_problem(task: Task, params: TaskParams, problem: Mapping[str, Any], *,
                         split: str, seed: int, index: int) -> dict[str, Any]:
-    """A record for a given problem (also used for problems users bring themselves).
+    """A record for a given problem (also used for problems users bring themselves)."""
+    solved = solve_problems(task, params, [problem], [record_id(task, params, split, seed, index)])
+    return records_of(_table(task, params, split, seed, index, solved))[0]
 
-    The trace is replayed once, as vocabulary ids: its invariants are checked there (the CoT
-    and the statistics are derived from it here), and every token must be one of the task's
-    vocabulary, whose tokens hold no white space, so the text fields split back into exactly
-    those tokens and :func:`trace_problems` would find the written record sound.
-    """
-    prompt = task.prompt(params, problem)
-    trace = task.trace(params, problem)
+
+def record_id(task: Task, params: TaskParams, split: str, seed: int, index: int) -> str:
+    return f"{task.name}-{split}-{seed}-{stable_id(params.key()):08x}-{index}"
+
+
+def solve_items(task: Task, params: TaskParams, split: str, seed: int, lo: int, hi: int) -> Solved:
+    """Items ``lo .. hi - 1`` of a stream, drawn and solved: by the task's chunk solver
+    where it has one (:meth:`Task.solve_chunk`), else one at a time."""
+    solved = task.solve_chunk(params, Stream(task.name, params.key(), split, seed), lo, hi)
+    if solved is not None:
+        return solved
+    problems = [draw_problem(task, params, split, seed, i) for i in range(lo, hi)]
+    return solve_problems(task, params, problems, [record_id(task, params, split, seed, i) for i in range(lo, hi)])
+
+
+def solve_problems(task: Task, params: TaskParams, problems: Sequence[Mapping[str, Any]],
+                   names: Sequence[str]) -> Solved:
+    """Problems solved one at a time by the task's own methods; ``names`` (the record ids)
+    name a trace whose tokens are not in the task's vocabulary."""
     vocabulary = _vocabulary(task, params)
-    identifier = f"{task.name}-{split}-{seed}-{stable_id(params.key()):08x}-{index}"
-    try:
-        ids = trace.ids if trace.ids is not None else ids_of(trace.pencil, vocabulary)
-        answer_ids = ids_of(trace.answer, vocabulary)
-        if not _words(vocabulary).issuperset(prompt):
-            ids_of(prompt, vocabulary)  # names the token outside the vocabulary
-            raise ValueError("the prompt holds a marker or [ANSWER]")
-    except ValueError as error:
-        raise RuntimeError(f"gold trace of {identifier} is invalid: {error}") from None
-    cot_ids, peak, reductions, fault, position, broken = _check_trace(len(prompt), ids, answer_ids)
-    if fault or broken:
-        problem_text = _invariant_problems(fault, position, broken)[0]
-        raise RuntimeError(f"gold trace of {identifier} is invalid: {problem_text}")
-    return {
-        "id": identifier,
-        "task": task.name,
-        "split": split,
-        "seed": seed,
-        "index": index,
-        "params": params.to_dict(),
-        "problem": dict(problem),
-        "prompt": " ".join(prompt),
-        "question": task.question(params, problem),
-        "answer": " ".join(trace.answer),
-        "cot": text_of(cot_ids, vocabulary),
-        "pencil": text_of(ids, vocabulary),
-        "stats": {
-            "prompt_tokens": len(prompt),
-            "cot_tokens": len(cot_ids),
-            "pencil_tokens": len(ids),
-            "pencil_max_context": peak,
-            "reductions": reductions,
-            **trace.stats,
-        },
-        "generator_version": f"{task.name}-v{task.version}",
-        "schema_version": SCHEMA_VERSION,
+    prompts, pencils, answers, stats, questions = [], [], [], [], []
+    for problem, name in zip(problems, names, strict=True):
+        trace = task.trace(params, problem)
+        try:
+            prompts.append(ids_of(task.prompt(params, problem), vocabulary))
+            pencils.append(trace.ids if trace.ids is not None else ids_of(trace.pencil, vocabulary))
+            answers.append(ids_of(trace.answer, vocabulary))
+        except ValueError as error:
+            raise RuntimeError(f"gold trace of {name} is invalid: {error}") from None
+        questions.append(task.question(params, problem))
+        stats.append(trace.stats)
+    columns = {key: np.array([item[key] for item in stats]) for key in (stats[0] if stats else ())}
+    return Solved([json.dumps(dict(problem)) for problem in problems], questions, Ragged.of(prompts),
+                  Ragged.of(pencils), Ragged.of(answers), columns)
+
+
+def chunk_table(task: Task, params: TaskParams, split: str, seed: int, lo: int, hi: int) -> pa.Table:
+    """Records ``lo .. hi - 1`` as an Arrow table of the record schema, every gold trace checked."""
+    return _table(task, params, split, seed, lo, solve_items(task, params, split, seed, lo, hi))
+
+
+def _table(task: Task, params: TaskParams, split: str, seed: int, lo: int, solved: Solved) -> pa.Table:
+    """Solved problems as records, their traces checked on the way (as vocabulary ids, in
+    one compiled call: the invariants, every id in the task's vocabulary, no marker in a
+    prompt); the CoT and the statistics are derived here. The vocabulary's tokens hold no
+    white space, so the text fields split back into exactly those tokens and
+    :func:`trace_problems` finds every written record sound."""
+    count, vocabulary = len(solved), _vocabulary(task, params)
+    names = [record_id(task, params, split, seed, i) for i in range(lo, lo + count)]
+    prompts, pencils, answers = solved.prompts, solved.pencils, solved.answers
+    *cot, peak, reductions, fault, position, broken = _check_traces(
+        prompts.values, prompts.offsets, pencils.values, pencils.offsets, answers.values, answers.offsets,
+        len(vocabulary))
+    cot = Ragged(*cot)
+    bad = np.flatnonzero(fault | broken)
+    if len(bad):
+        first = int(bad[0])
+        problem_text = _invariant_problems(int(fault[first]), int(position[first]), int(broken[first]))[0]
+        raise RuntimeError(f"gold trace of {names[first]} is invalid: {problem_text}")
+    stats = {"prompt_tokens": np.diff(prompts.offsets), "cot_tokens": np.diff(cot.offsets),
+             "pencil_tokens": np.diff(pencils.offsets), "pencil_max_context": peak, "reductions": reductions,
+             **solved.stats}
+
+    def repeated(value: Any, kind: pa.DataType = pa.string()) -> pa.Array:
+        return pa.array([value] * count, kind)
+
+    columns = {
+        "id": pa.array(names, pa.string()),
+        "task": repeated(task.name),
+        "split": repeated(split),
+        "seed": repeated(seed, pa.int64()),
+        "index": pa.array(np.arange(lo, lo + count, dtype=np.int64)),
+        "params": repeated(_params_text(params)),
+        "problem": pa.array(solved.problems, pa.string()),
+        "prompt": texts_of(prompts, vocabulary),
+        "question": pa.array(solved.questions, pa.string()),
+        "answer": texts_of(answers, vocabulary),
+        "cot": texts_of(cot, vocabulary),
+        "pencil": texts_of(pencils, vocabulary),
+        "stats": pa.array(_json_rows(stats, count), pa.string()),
+        "generator_version": repeated(f"{task.name}-v{task.version}"),
+        "schema_version": repeated(SCHEMA_VERSION, pa.int64()),
     }
+    return pa.Table.from_pydict(columns, schema=RECORD_SCHEMA)
+
+
+@functools.lru_cache(maxsize=256)
+def _params_text(params: TaskParams) -> str:
+    return json.dumps(params.to_dict())
+
+
+def _json_rows(columns: Mapping[str, np.ndarray], count: int) -> list[str]:
+    """``json.dumps`` of each row's ``{name: value}``, from one array per name, without
+    building the dicts: integers and floats through one format (``%r`` is how JSON writes
+    a finite float), anything else through ``json.dumps``."""
+    pieces, values = [], []
+    for name, column in columns.items():
+        if column.dtype.kind in "iu":
+            piece, value = "%d", column.tolist()
+        elif column.dtype.kind == "f" and np.isfinite(column).all():
+            piece, value = "%r", column.tolist()
+        else:
+            piece, value = "%s", [json.dumps(item) for item in column.tolist()]
+        pieces.append(f"{json.dumps(name).replace('%', '%%')}: {piece}")
+        values.append(value)
+    if not values:
+        return ["{}"] * count
+    layout = "{" + ", ".join(pieces) + "}"
+    return [layout % row for row in zip(*values, strict=True)]
+
+
+def records_of(table: pa.Table) -> list[dict[str, Any]]:
+    """Records (dicts, the nested fields parsed) from a table of the record schema."""
+    return [record_from_row(row) for row in table.to_pylist()]
+
+
+def record_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A record from a Parquet row (its JSON-text fields parsed); other columns are kept."""
+    return {**row, **{name: json.loads(row[name]) for name in JSON_FIELDS}}
 
 
 def trace_problems(record: Mapping[str, Any]) -> list[str]:
@@ -178,11 +261,13 @@ def _words(vocabulary: tuple[str, ...]) -> frozenset[str]:
     return frozenset(vocabulary) - frozenset(SPECIAL_TOKENS)
 
 
-# What the bits of ``_check_trace``'s verdict mean, lowest bit first.
+# What the bits of a trace check's verdict mean, lowest bit first.
 _BROKEN = (
     "the answer is empty or holds a marker or [ANSWER]",
     "reducing the PENCIL trace does not leave exactly [ANSWER] and the answer",
     "the CoT does not end with its one [ANSWER] and the answer",
+    "the prompt, trace or answer holds an id outside the task's vocabulary",
+    "the prompt holds a marker or [ANSWER]",
 )
 
 
@@ -221,10 +306,52 @@ def _check_trace(prompt_len, pencil, answer):  # noqa: ANN001, ANN202 (compiled)
     return cot, peak, reductions, fault, position, broken
 
 
+@kernel
+def _outside(ids, lowest, size):  # noqa: ANN001, ANN202 (compiled)
+    for token in ids:
+        if token < lowest or token >= size:
+            return True
+    return False
+
+
+@kernel
+def _check_traces(prompts, prompt_offsets, pencils, pencil_offsets, answers, answer_offsets, size):  # noqa: ANN001, ANN202
+    """:func:`_check_trace` over a chunk of rows, with every id inside a vocabulary of
+    ``size`` tokens and no marker in a prompt: the CoTs (as rows), and per row the peak,
+    reductions, fault, its position and the bit set of broken invariants."""
+    count = len(prompt_offsets) - 1
+    cot_offsets = np.zeros(count + 1, np.int64)
+    cot = np.empty(len(pencils), np.int32)
+    peak = np.zeros(count, np.int64)
+    reductions, fault = np.zeros(count, np.int64), np.zeros(count, np.int64)
+    position, broken = np.zeros(count, np.int64), np.zeros(count, np.int64)
+    for row in range(count):
+        prompt = prompts[prompt_offsets[row] : prompt_offsets[row + 1]]
+        pencil = pencils[pencil_offsets[row] : pencil_offsets[row + 1]]
+        answer = answers[answer_offsets[row] : answer_offsets[row + 1]]
+        cot_offsets[row + 1] = cot_offsets[row]
+        if _outside(prompt, 0, size) or _outside(pencil, 0, size) or _outside(answer, 0, size):
+            broken[row] = 8
+            continue
+        if _outside(prompt, ANSWER_ID + 1, size):
+            broken[row] = 16
+            continue
+        row_cot, peak[row], reductions[row], fault[row], position[row], broken[row] = _check_trace(
+            len(prompt), pencil, answer)
+        cot[cot_offsets[row] : cot_offsets[row] + len(row_cot)] = row_cot
+        cot_offsets[row + 1] += len(row_cot)
+    return cot[: cot_offsets[count]], cot_offsets, peak, reductions, fault, position, broken
+
+
 def make_records(spec: Spec, start: int, stop: int) -> list[dict[str, Any]]:
     """Records ``start .. stop - 1`` of a stream, built in this process."""
+    return records_of(make_table(spec, start, stop))
+
+
+def make_table(spec: Spec, start: int, stop: int) -> pa.Table:
+    """Records ``start .. stop - 1`` of a stream as an Arrow table, built in this process."""
     task, params = spec.resolve()
-    return [make_record(task, params, spec.split, spec.seed, i) for i in range(start, stop)]
+    return chunk_table(task, params, spec.split, spec.seed, start, stop)
 
 
 # What one chunk aims to cost: long enough that the cost per chunk (a few hundred

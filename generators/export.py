@@ -27,13 +27,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pencilbench.generators.dataset import FIELDS, SCHEMA_VERSION, Spec, make_records, map_chunks
+from pencilbench.generators.dataset import (
+    FIELDS,
+    JSON_FIELDS,
+    RECORD_SCHEMA,
+    SCHEMA_VERSION,
+    Spec,
+    make_table,
+    map_chunks,
+    record_from_row,
+    records_of,
+)
 from pencilbench.generators.pencil import segments
 
-JSON_FIELDS = ("params", "problem", "stats")
-RECORD_SCHEMA = pa.schema(
-    [(name, pa.int64() if name in ("seed", "index", "schema_version") else pa.string()) for name in FIELDS]
-)
 # Fields a record may lack because it was written by an older version, with the value they mean.
 OLDER_DEFAULTS = {"schema_version": 1}
 SEGMENT_FIELDS = ("id", "segment", "tokens", "loss_start")
@@ -115,32 +121,30 @@ Encoded = tuple[int, "str | pa.Table"]
 
 def _encoded_chunk(spec: Spec, start: int, stop: int, *, suffix: str,
                    segment_suffix: str | None) -> tuple[Encoded, Encoded | None]:
-    records = make_records(spec, start, stop)
-    knobs = json.dumps(spec.resolve()[1].to_dict())  # every record of the chunk has these
-    encoded = (len(records), _encode(records, suffix, functools.partial(record_table, params_text=knobs)))
+    table = make_table(spec, start, stop)
+    records = records_of(table) if suffix == ".jsonl" or segment_suffix is not None else []
+    encoded = (len(table), table if suffix == ".parquet" else _jsonl(records))
     if segment_suffix is None:
         return encoded, None
     cut = list(segment_rows(records))
     return encoded, (len(cut), _encode(cut, segment_suffix, _segment_table))
 
 
+def _jsonl(rows: list[Mapping[str, Any]]) -> str:
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+
+
 def _encode(rows: list[Mapping[str, Any]], suffix: str,
             table: Callable[[list[Mapping[str, Any]]], pa.Table]) -> str | pa.Table:
-    if suffix == ".jsonl":
-        return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    return table(rows)
+    return _jsonl(rows) if suffix == ".jsonl" else table(rows)
 
 
-def record_table(records: Sequence[Mapping[str, Any]], params_text: str | None = None) -> pa.Table:
+def record_table(records: Sequence[Mapping[str, Any]]) -> pa.Table:
     """Records as an Arrow table of the record schema, built column by column (the nested
-    fields as JSON text, as :func:`record_row` writes them). ``params_text``: the JSON text
-    of the ``params`` every record holds, when the caller knows them all to be the same."""
+    fields as JSON text, as :func:`record_row` writes them)."""
     columns: dict[str, list[Any]] = {name: [record[name] for record in records] for name in FIELDS}
-    for name in JSON_FIELDS:
-        if name == "params" and params_text is not None:
-            columns[name] = [params_text] * len(records)
-        else:  # key order is data (einstein prompts list attributes in it): JSON keeps it
-            columns[name] = list(map(json.dumps, columns[name]))
+    for name in JSON_FIELDS:  # key order is data (einstein prompts list attributes in it): JSON keeps it
+        columns[name] = list(map(json.dumps, columns[name]))
     return pa.Table.from_pydict(columns, schema=RECORD_SCHEMA)
 
 
@@ -183,11 +187,6 @@ def _read_parquet(path: Path) -> list[dict[str, Any]]:
         raise ValueError(f"{path}: not a pencilbench dataset (missing column {missing!r})")
     present = [name for name in FIELDS if name in table.column_names]
     return [_upgrade(record_from_row(row), path) for row in table.select(present).to_pylist()]
-
-
-def record_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A record from a Parquet row (its JSON-text fields parsed); other columns are kept."""
-    return {**row, **{name: json.loads(row[name]) for name in JSON_FIELDS}}
 
 
 def _missing(names: Iterable[str]) -> str | None:

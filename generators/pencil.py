@@ -31,9 +31,14 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pyarrow as pa
 from pencilbench.generators.compiled import kernel
+
+if TYPE_CHECKING:
+    from pencilbench.generators.task import Ragged
 
 CALL = "[CALL]"
 SEP = "[SEP]"
@@ -390,13 +395,6 @@ def tokens_of(ids: np.ndarray, vocabulary: tuple[str, ...]) -> list[str]:
     return token_table(vocabulary)[ids].tolist()
 
 
-def text_of(ids: np.ndarray, vocabulary: tuple[str, ...]) -> str:
-    """``" ".join(tokens_of(ids, vocabulary))``, joined in compiled code (a record's trace
-    texts run to thousands of tokens)."""
-    data, offsets = _token_bytes(vocabulary)
-    return _join(ids, data, offsets).tobytes().decode()
-
-
 @functools.lru_cache(maxsize=64)
 def _token_bytes(vocabulary: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """A vocabulary's tokens as one run of UTF-8 bytes, and where each token starts."""
@@ -405,21 +403,36 @@ def _token_bytes(vocabulary: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     return np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets
 
 
+def texts_of(rows: Ragged, vocabulary: tuple[str, ...]) -> pa.StringArray:
+    """Each row of ids as its space-joined tokens, an Arrow string array built in one
+    compiled pass over the rows."""
+    data, offsets = _token_bytes(vocabulary)
+    text, text_offsets = _join_rows(rows.values, rows.offsets, data, offsets)
+    if text_offsets[-1] >= 2**31:
+        raise ValueError("a chunk of records holds over 2 GiB of trace text; generate fewer at a time")
+    return pa.StringArray.from_buffers(len(rows), pa.py_buffer(text_offsets.astype(np.int32)), pa.py_buffer(text))
+
+
 @kernel
-def _join(ids, data, offsets):  # noqa: ANN001, ANN202 (compiled)
-    size = max(len(ids) - 1, 0)
-    for token in ids:
-        size += offsets[token + 1] - offsets[token]
-    out = np.empty(size, np.uint8)
-    at = 0
-    for k in range(len(ids)):
-        if k:
-            out[at] = 32  # space
-            at += 1
-        for byte in range(offsets[ids[k]], offsets[ids[k] + 1]):
-            out[at] = data[byte]
-            at += 1
-    return out
+def _join_rows(ids, rows, data, offsets):  # noqa: ANN001, ANN202 (compiled)
+    count = len(rows) - 1
+    text_offsets = np.zeros(count + 1, np.int64)
+    for row in range(count):
+        size = max(rows[row + 1] - rows[row] - 1, 0)
+        for k in range(rows[row], rows[row + 1]):
+            size += offsets[ids[k] + 1] - offsets[ids[k]]
+        text_offsets[row + 1] = text_offsets[row] + size
+    out = np.empty(text_offsets[count], np.uint8)
+    for row in range(count):
+        at = text_offsets[row]
+        for k in range(rows[row], rows[row + 1]):
+            if k > rows[row]:
+                out[at] = 32  # space
+                at += 1
+            for byte in range(offsets[ids[k]], offsets[ids[k] + 1]):
+                out[at] = data[byte]
+                at += 1
+    return out, text_offsets
 
 
 def ids_of(tokens: Sequence[str], vocabulary: tuple[str, ...]) -> np.ndarray:

@@ -196,6 +196,88 @@ def stratum(task: str, params_key: str, split: str, seed: int, index: int) -> fl
     return (offset + index * _GOLDEN) % 1.0
 
 
+def item_digest(task: str, params_key: str, split: str, seed: int, index: int) -> bytes:
+    """The 32 bytes item ``index``'s stream starts from: its PCG64 state and increment."""
+    return hashlib.blake2b(f"{task}\0{params_key}\0{split}\0{seed}\0{index}".encode(), digest_size=32).digest()
+
+
+@dataclass(frozen=True)
+class Stream:
+    """The items of one (task, size, split, seed): what a task's compiled chunk solver needs
+    to draw items ``lo .. hi - 1`` exactly as :func:`item_rng` and :func:`stratum` give them."""
+
+    task: str
+    params_key: str
+    split: str
+    seed: int
+
+    def states(self, lo: int, hi: int) -> np.ndarray:
+        """Each item's PCG64 at the start of its stream, one row of four 64-bit words per
+        item (``[state low, state high, increment low, increment high]``), for
+        :func:`next_word` and :func:`next_double`."""
+        digests = b"".join(item_digest(self.task, self.params_key, self.split, self.seed, i) for i in range(lo, hi))
+        states = np.frombuffer(digests, dtype="<u8").reshape(hi - lo, 4).astype(np.uint64)
+        states[:, 2] |= np.uint64(1)
+        return states
+
+    def strata(self, lo: int, hi: int) -> np.ndarray:
+        """Each item's :func:`stratum`."""
+        return np.array([stratum(self.task, self.params_key, self.split, self.seed, i) for i in range(lo, hi)])
+
+
+def rng_state(rng: np.random.Generator) -> np.ndarray:
+    """A PCG64 generator's state as the four words :func:`next_word` advances."""
+    state = rng.bit_generator.state
+    if state["bit_generator"] != "PCG64" or state["has_uint32"]:
+        raise ValueError("compiled draws need a PCG64 generator with no buffered 32-bit half")
+    words = (state["state"]["state"], state["state"]["inc"])
+    return np.array([part for word in words for part in (word & _LOW, word >> 64)], dtype=np.uint64)
+
+
+def set_rng_state(rng: np.random.Generator, words: np.ndarray) -> None:
+    """Move a PCG64 generator to the state ``words`` (after a compiled draw advanced it)."""
+    low, high, inc_low, inc_high = (int(word) for word in words)
+    rng.bit_generator.state = {"bit_generator": "PCG64", "has_uint32": 0, "uinteger": 0,
+                               "state": {"state": high << 64 | low, "inc": inc_high << 64 | inc_low}}
+
+
+_LOW = (1 << 64) - 1
+# PCG64 (numpy's, XSL-RR output) advances a 128-bit state by this multiplier, in halves.
+_PCG_MULT_HIGH, _PCG_MULT_LOW = np.uint64(0x2360ED051FC65DA4), np.uint64(0x4385DF649FCCF645)
+_HALF = np.uint64(0xFFFFFFFF)
+
+
+@kernel
+def _product_high(a, b):  # noqa: ANN001, ANN202 (compiled)
+    """The high 64 bits of the 128-bit product of two 64-bit words."""
+    a_low, a_high, b_low, b_high = a & _HALF, a >> np.uint64(32), b & _HALF, b >> np.uint64(32)
+    cross_1, cross_2 = a_low * b_high, a_high * b_low
+    middle = ((a_low * b_low) >> np.uint64(32)) + (cross_1 & _HALF) + (cross_2 & _HALF)
+    return a_high * b_high + (cross_1 >> np.uint64(32)) + (cross_2 >> np.uint64(32)) + (middle >> np.uint64(32))
+
+
+@kernel
+def next_word(state):  # noqa: ANN001, ANN201 (compiled)
+    """The next 64-bit word of a PCG64 stream (``state``: four words, see
+    :meth:`Stream.states`), the word ``random_raw`` gives; advances ``state``."""
+    low, high = state[0], state[1]
+    new_low = low * _PCG_MULT_LOW
+    new_high = _product_high(low, _PCG_MULT_LOW) + low * _PCG_MULT_HIGH + high * _PCG_MULT_LOW
+    new_low += state[2]
+    new_high += state[3] + (np.uint64(1) if new_low < state[2] else np.uint64(0))
+    state[0], state[1] = new_low, new_high
+    shift = new_high >> np.uint64(58)
+    word = new_high ^ new_low
+    return (word >> shift) | (word << ((np.uint64(64) - shift) & np.uint64(63)))
+
+
+@kernel
+def next_double(state):  # noqa: ANN001, ANN201 (compiled)
+    """The next uniform number in [0, 1) of a PCG64 stream, the one ``Generator.random``
+    gives."""
+    return float(next_word(state) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
 class _Streams(threading.local):
     """One generator per thread, re-pointed at each item's stream: setting a PCG64 state
     costs about 2 us, building a generator from a ``SeedSequence`` about 12 us, and
@@ -213,7 +295,7 @@ def item_rng(task: str, params_key: str, split: str, seed: int, index: int) -> n
     """The generator of item ``index``, at the start of its stream. It is this thread's one
     generator, so it is valid until the next call here (the item draws all its attempts
     from it)."""
-    digest = hashlib.blake2b(f"{task}\0{params_key}\0{split}\0{seed}\0{index}".encode(), digest_size=32).digest()
+    digest = item_digest(task, params_key, split, seed, index)
     streams = _STREAMS
     streams.bits.state = {
         "bit_generator": "PCG64",

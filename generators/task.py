@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-from pencilbench.generators.seeding import SplitTest
+from pencilbench.generators.seeding import SplitTest, Stream
 
 
 def knob(default: Any, *, lo: float | None = None, hi: float | None = None,
@@ -124,6 +124,48 @@ class Trace:
     ids: np.ndarray | None = field(default=None, compare=False)
 
 
+@dataclass(frozen=True, eq=False)
+class Ragged:
+    """Rows of different lengths in one flat array: row ``i`` is
+    ``values[offsets[i] : offsets[i + 1]]``."""
+
+    values: np.ndarray
+    offsets: np.ndarray  # int64, one more than there are rows
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def row(self, i: int) -> np.ndarray:
+        return self.values[self.offsets[i] : self.offsets[i + 1]]
+
+    @classmethod
+    def of(cls, rows: Sequence[np.ndarray], dtype: type = np.int32) -> Ragged:
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum([len(row) for row in rows], out=offsets[1:])
+        values = np.concatenate(rows).astype(dtype, copy=False) if rows else np.zeros(0, dtype)
+        return cls(values, offsets)
+
+
+@dataclass(frozen=True, eq=False)
+class Solved:
+    """A run of problems with their gold traces, as vocabulary ids: what the dataset checks
+    and turns into records, a chunk at a time.
+
+    ``problems`` holds each problem as ``json.dumps`` writes it (key order kept);
+    ``stats`` holds the trace statistics (``Trace.stats``), one array per name.
+    """
+
+    problems: list[str]
+    questions: list[str]
+    prompts: Ragged
+    pencils: Ragged
+    answers: Ragged
+    stats: Mapping[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.problems)
+
+
 # A test on a problem's split part: whether the item may keep it.
 Keep = SplitTest
 
@@ -177,6 +219,16 @@ class Task(ABC):
     @abstractmethod
     def trace(self, params: TaskParams, problem: Mapping[str, Any]) -> Trace:
         """Solve the problem, recording the gold PENCIL trace as the solver works."""
+
+    def solve_chunk(self, params: TaskParams, stream: Stream, lo: int, hi: int) -> Solved | None:
+        """Items ``lo .. hi - 1`` of ``stream``, drawn and solved in one go, or ``None``.
+
+        ``None`` (the default) has the dataset draw and solve them one at a time with
+        :meth:`sample`, :meth:`prompt`, :meth:`question` and :meth:`trace`. A task whose
+        per-item work is a few microseconds of compiled code returns the same result from
+        one kernel call, drawing from the same PCG64 streams (:meth:`Stream.states`).
+        """
+        return None
 
     @abstractmethod
     def parse_answer(self, params: TaskParams, problem: Mapping[str, Any], text: str) -> tuple[str, ...] | None:

@@ -219,7 +219,7 @@ def test_a_failed_generation_leaves_no_file(tmp_path, monkeypatch):
     def broken(spec, start, stop):
         raise RuntimeError("gold trace is invalid")
 
-    monkeypatch.setattr(export, "make_records", broken)
+    monkeypatch.setattr(export, "make_table", broken)
     with pytest.raises(RuntimeError):
         write_generated(tmp_path / "out.parquet", Spec("phop", {"length": 16, "hops": 2}), 10,
                         segments_path=tmp_path / "cut.jsonl")
