@@ -166,8 +166,8 @@ def _table(task: Task, params: TaskParams, split: str, seed: int, lo: int, solve
              "pencil_tokens": np.diff(pencils.offsets), "pencil_max_context": peak, "reductions": reductions,
              **solved.stats}
 
-    def repeated(value: Any, kind: pa.DataType = pa.string()) -> pa.Array:
-        return pa.array([value] * count, kind)
+    def repeated(value: Any, kind: pa.DataType | None = None) -> pa.Array:
+        return pa.array([value] * count, kind or pa.string())
 
     columns = {
         "id": pa.array(names, pa.string()),
