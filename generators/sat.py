@@ -69,8 +69,18 @@ import numpy as np
 from pencilbench.generators.answers import HedgedAnswer, one_answer
 from pencilbench.generators.compiled import kernel
 from pencilbench.generators.pencil import ANSWER_ID, CALL_ID, RETURN_ID, SEP_ID, SPECIAL_TOKENS, tokens_of
-from pencilbench.generators.seeding import json_bytes, json_int, json_int_rows, split_index
-from pencilbench.generators.task import Keep, Task, TaskParams, Trace, knob
+from pencilbench.generators.seeding import (
+    SplitTest,
+    Stream,
+    json_bytes,
+    json_int,
+    json_int_rows,
+    next_word,
+    rng_state,
+    set_rng_state,
+    split_index,
+)
+from pencilbench.generators.task import Keep, Ragged, Solved, Task, TaskParams, Trace, knob
 from pysat.solvers import Solver
 
 SAT, UNSAT, CONFLICT, QUERY = "SAT", "UNSAT", "conflict", "?"
@@ -143,6 +153,18 @@ def _literal_id(literal):
 
 
 @kernel
+def _put_clause_ids(ids, at, flat, offsets, first_name):
+    """Writes the compact clauses ``c1 l l l c2 ...`` as ids at ``ids[at:]``, clause names
+    counted from ``first_name``; returns the position after them."""
+    count = offsets.size - 1
+    for j in range(count):
+        ids[at + offsets[j] + j] = first_name + j
+        for p in range(offsets[j], offsets[j + 1]):
+            ids[at + p + j + 1] = _literal_id(flat[p])
+    return at + count + flat.size
+
+
+@kernel
 def _clause_ids(flat, offsets):
     """Ids of the compact clauses ``c1 l l l c2 ...`` in the vocabulary of the largest
     variable they name, and that variable."""
@@ -151,13 +173,8 @@ def _clause_ids(flat, offsets):
         if literal == 0:
             raise ValueError("a clause holds the literal 0")
         variables = max(variables, abs(literal))
-    count = offsets.size - 1
-    first_name = FIRST_LITERAL_ID + 2 * variables
-    ids = np.empty(count + flat.size, np.int32)
-    for j in range(count):
-        ids[offsets[j] + j] = first_name + j
-        for p in range(offsets[j], offsets[j + 1]):
-            ids[p + j + 1] = _literal_id(flat[p])
+    ids = np.empty(offsets.size - 1 + flat.size, np.int32)
+    _put_clause_ids(ids, 0, flat, offsets, FIRST_LITERAL_ID + 2 * variables)
     return ids, variables
 
 
@@ -168,11 +185,24 @@ def clause_tokens(clauses: Sequence[Sequence[int]]) -> list[str]:
 
 
 @kernel
+def _text_room(flat, offsets):
+    """Bytes enough for ``_put_clause_text`` or ``_put_problem_json`` of a formula (room
+    for 19-digit numbers)."""
+    return 48 + 24 * (offsets.size - 1) + 23 * flat.size
+
+
+@kernel
 def _clause_text(flat, offsets):
     """``c1: l l l`` for each clause, one per line, as ASCII bytes."""
+    out = np.empty(_text_room(flat, offsets), np.uint8)
+    return out[: _put_clause_text(out, 0, flat, offsets)]
+
+
+@kernel
+def _put_clause_text(out, at, flat, offsets):
+    """Writes ``c1: l l l`` for each clause, one per line, at ``out[at:]``; returns the
+    position after it."""
     count = offsets.size - 1
-    out = np.empty(24 * count + 21 * flat.size, np.uint8)  # room for 19-digit numbers
-    at = 0
     for j in range(count):
         if j:
             out[at] = 10  # newline
@@ -187,7 +217,35 @@ def _clause_text(flat, offsets):
         if offsets[j] == offsets[j + 1]:
             out[at] = 32
             at += 1
-    return out[:at]
+    return at
+
+
+_NUM_VARS_OPEN = np.frombuffer(b'{"num_vars": ', np.uint8)
+_CLAUSES_OPEN = np.frombuffer(b', "clauses": [', np.uint8)
+
+
+@kernel
+def _put_problem_json(out, at, formula, num_vars):
+    """Writes ``{"num_vars": n, "clauses": [[l, l, l], ...]}`` at ``out[at:]``, as
+    ``json.dumps`` writes the problem dict; returns the position after it."""
+    at = json_bytes(out, at, _NUM_VARS_OPEN)
+    at = json_int(out, at, num_vars)
+    at = json_bytes(out, at, _CLAUSES_OPEN)
+    for r in range(formula.shape[0]):
+        if r:
+            out[at], out[at + 1] = 44, 32  # ", "
+            at += 2
+        out[at] = 91  # [
+        at += 1
+        for c in range(formula.shape[1]):
+            if c:
+                out[at], out[at + 1] = 44, 32
+                at += 2
+            at = json_int(out, at, formula[r, c])
+        out[at] = 93  # ]
+        at += 1
+    out[at], out[at + 1] = 93, 125  # ]}
+    return at + 2
 
 
 def clause_lines(clauses: Sequence[Sequence[int]]) -> str:
@@ -429,8 +487,30 @@ def _satisfied_by(flat, offsets, variables, literals):
 def satisfies(variables: int, flat: np.ndarray, offsets: np.ndarray, literals: Sequence[str]) -> bool:
     """Whether the assignment ``literals`` (signed variable tokens) makes every clause of
     the formula (``clause_arrays``) true."""
-    chosen = np.fromiter(map(int, literals), np.int64, len(literals))
-    return _satisfied_by(flat, offsets, variables, chosen)
+    return _satisfied_by(flat, offsets, variables, _literal_values(literals))
+
+
+def _literal_values(literals: Sequence[str]) -> np.ndarray:
+    return np.fromiter(map(int, literals), np.int64, len(literals))
+
+
+# How a DPLL answer stands when checked without the DPLL (``_answer_verdict``).
+_CONFIRMED, _FALSE_MODEL, _SATISFIABLE, _UNCONFIRMED = range(4)
+_WRONG_ANSWER = {_FALSE_MODEL: "DPLL answered SAT with an assignment that falsifies a clause",
+                 _SATISFIABLE: "DPLL answered UNSAT and the formula is satisfiable"}
+_NO_MODEL = np.zeros(0, np.int64)
+
+
+@kernel
+def _answer_verdict(flat, offsets, variables, claims_sat, model):
+    """The DPLL's answer checked without the DPLL: a claimed model (literals) must satisfy
+    every clause; UNSAT needs the enumeration of every assignment to find none, which is
+    left to python-sat (``_UNCONFIRMED``) above ``ENUMERATE_UP_TO`` variables."""
+    if claims_sat:
+        return _CONFIRMED if _satisfied_by(flat, offsets, variables, model) else _FALSE_MODEL
+    if variables > ENUMERATE_UP_TO:
+        return _UNCONFIRMED
+    return _SATISFIABLE if _any(_satisfying_words(flat, offsets, variables)) else _CONFIRMED
 
 
 def forced_values(clauses: Sequence[Sequence[int]], wanted: Sequence[int]) -> dict[int, int] | None:
@@ -542,9 +622,8 @@ def home_index(clauses: np.ndarray, num_vars: int) -> int:
 def _candidates(rng: np.random.Generator, width: int, count: int,
                 draw: Callable[[np.ndarray, int, int], Candidate]) -> Iterator[np.ndarray]:
     """The formulas ``draw(words, cursor, tries left)`` offers until ``MAX_DRAWS`` were
-    tried. Words come from the item's stream in blocks of about ``BLOCK_FORMULAS`` formulas
-    and their twins; a block that ran out before it gave one candidate is followed by one
-    twice as large."""
+    tried, for sizes above ``ENUMERATE_UP_TO`` (python-sat labels them). Words come from the
+    item's stream in blocks as ``_enumerated_formula`` draws them."""
     words, cursor, left = rng.bit_generator.random_raw(_block_size(width, count)), 0, MAX_DRAWS
     while left > 0:
         start = cursor
@@ -557,8 +636,41 @@ def _candidates(rng: np.random.Generator, width: int, count: int,
             yield formula
 
 
-def _block_size(width: int, count: int) -> int:
+@kernel
+def _block_size(width, count):
+    """Words in a block: about ``BLOCK_FORMULAS`` formulas and their twins."""
     return BLOCK_FORMULAS * count * (width + 2) // 2 + 16
+
+
+@kernel
+def _stream_words(state, size):
+    """The next ``size`` words of a PCG64 stream (``random_raw(size)``); advances ``state``."""
+    words = np.empty(size, np.uint64)
+    for i in range(size):
+        words[i] = next_word(state)
+    return words
+
+
+@kernel
+def _enumerated_formula(state, variables, width, count, satisfiable, paired, split):
+    """One problem of n <= ``ENUMERATE_UP_TO`` variables drawn from the PCG64 stream at
+    ``state`` (advanced past every word drawn): the first candidate of ``_small_candidate``
+    whose home split is ``split`` (any when -1). Words come in blocks of about
+    ``BLOCK_FORMULAS`` formulas and their twins; a block that ran out before it gave one
+    candidate is followed by one twice as large, else by a fresh block, and the formula it
+    cut short starts again. No rows when ``MAX_DRAWS`` formulas gave none."""
+    block = _block_size(width, count)
+    words, cursor, left = _stream_words(state, block), 0, MAX_DRAWS
+    while left > 0:
+        start = cursor
+        formula, cursor, tried = _small_candidate(words, cursor, variables, width, count, satisfiable, left,
+                                                  paired)
+        left -= tried
+        if cursor < 0:
+            words, cursor = _stream_words(state, 2 * words.size if start == 0 else block), 0
+        elif formula.shape[0] and (split < 0 or home_index(formula, variables) == split):
+            return formula
+    return np.empty((0, width), np.int64)
 
 
 def _one_formula(words: np.ndarray, cursor: int, variables: int, width: int, count: int) -> Candidate:
@@ -582,6 +694,16 @@ def _large_paired_candidate(words: np.ndarray, cursor: int, variables: int, widt
     return formula, _twin(words, cursor, formula, satisfiable), tried
 
 
+def _drawn_compiled(params: SatParams, rng: np.random.Generator, satisfiable: bool, paired: bool,
+                    keep: Keep | None) -> np.ndarray:
+    """``_enumerated_formula`` from the generator's stream, the generator moved past it."""
+    state = rng_state(rng)
+    formula = _enumerated_formula(state, params.variables, params.width, params.clauses(), satisfiable, paired,
+                                  -1 if keep is None else keep.index)
+    set_rng_state(rng, state)
+    return formula
+
+
 def paired_formula(params: SatParams, rng: np.random.Generator, satisfiable: bool,
                    keep: Keep | None = None) -> list[list[int]]:
     """One twin of an SR(n)-style pair (see the module notes): m random clauses whose last one
@@ -589,15 +711,17 @@ def paired_formula(params: SatParams, rng: np.random.Generator, satisfiable: boo
     satisfiable twin. Clause order is shuffled. A twin whose problem ``keep`` rejects is
     passed over for the next draw."""
     n, width, count = params.variables, params.width, params.clauses()
-
-    def draw(words: np.ndarray, cursor: int, left: int) -> Candidate:
-        if n <= ENUMERATE_UP_TO:
-            return _small_candidate(words, cursor, n, width, count, satisfiable, left, True)
-        return _large_paired_candidate(words, cursor, n, width, count, satisfiable)
-
-    for formula in _candidates(rng, width, count, draw):
-        if keep is None or home_index(formula, n) == keep.index:
+    if n <= ENUMERATE_UP_TO:
+        formula = _drawn_compiled(params, rng, satisfiable, True, keep)
+        if len(formula):
             return formula.tolist()
+    else:
+        def draw(words: np.ndarray, cursor: int, left: int) -> Candidate:
+            return _large_paired_candidate(words, cursor, n, width, count, satisfiable)
+
+        for formula in _candidates(rng, width, count, draw):
+            if keep is None or home_index(formula, n) == keep.index:
+                return formula.tolist()
     raise ValueError(f"sat at {params.label()}: no unsatisfiable formula whose last clause decides it in "
                      f"{MAX_DRAWS} draws; move ratio towards 4.3 or use sampling=independent")
 
@@ -606,19 +730,21 @@ def independent_formula(params: SatParams, rng: np.random.Generator, satisfiable
                         keep: Keep | None = None) -> list[list[int]]:
     """Random formulas until one is satisfiable or not as asked and ``keep`` takes it."""
     n, width, count = params.variables, params.width, params.clauses()
+    if n <= ENUMERATE_UP_TO:  # labelled by enumeration in the kernel
+        formula = _drawn_compiled(params, rng, satisfiable, False, keep)
+        if len(formula):
+            return formula.tolist()
+    else:
+        def draw(words: np.ndarray, cursor: int, left: int) -> Candidate:
+            return _one_formula(words, cursor, n, width, count)
 
-    def draw(words: np.ndarray, cursor: int, left: int) -> Candidate:
-        if n <= ENUMERATE_UP_TO:  # labelled by enumeration in the kernel
-            return _small_candidate(words, cursor, n, width, count, satisfiable, left, False)
-        return _one_formula(words, cursor, n, width, count)
-
-    for formula in _candidates(rng, width, count, draw):
-        # Above ENUMERATE_UP_TO the split test (one hash) costs less than python-sat: it goes first.
-        if keep is not None and home_index(formula, n) != keep.index:
-            continue
-        clauses = formula.tolist()
-        if n <= ENUMERATE_UP_TO or python_sat_verdict(clauses) == satisfiable:
-            return clauses
+        for formula in _candidates(rng, width, count, draw):
+            # The split test (one hash) costs less than python-sat: it goes first.
+            if keep is not None and home_index(formula, n) != keep.index:
+                continue
+            clauses = formula.tolist()
+            if python_sat_verdict(clauses) == satisfiable:
+                return clauses
     kind = "satisfiable" if satisfiable else "unsatisfiable"
     raise ValueError(f"sat at {params.label()}: no {kind} formula in {MAX_DRAWS} draws; "
                      "move ratio towards 4.3 or target away from 0 and 1")
@@ -812,12 +938,82 @@ def _open_literal(literals, start, value, j):
     raise AssertionError("a unit or branching clause has no open literal")
 
 
+@kernel
+def _solve_items(states, satisfiable, variables, width, count, paired, split):
+    """Items drawn (``_enumerated_formula``, n <= ``ENUMERATE_UP_TO``) from their PCG64
+    states (one row each) with their labels, in ``split``, and solved by the DPLL, its
+    answer confirmed (``_answer_verdict``). Returns, each as one flat array with the
+    offsets where item i's part starts (one more, where the last ends): the problems' JSON
+    text, their clause lines, prompt, trace and answer ids; then the decisions, conflicts
+    and propagations per item, and the first item that could not be drawn or whose answer
+    failed its check (-1 when none; the items from it on are left out)."""
+    items, literals = states.shape[0], count * width
+    offsets = np.arange(count + 1) * width
+    first_name = FIRST_LITERAL_ID + 2 * variables
+    text_room = 48 + 24 * count + 23 * literals  # as ``_text_room``
+    problems, problem_at = np.empty(items * text_room, np.uint8), np.zeros(items + 1, np.int64)
+    lines, line_at = np.empty(items * text_room, np.uint8), np.zeros(items + 1, np.int64)
+    prompts, prompt_at = np.empty(items * (count + literals + 1), np.int32), np.zeros(items + 1, np.int64)
+    pencils, pencil_at = np.empty(items * 4 * (count + variables) + 64, np.int32), np.zeros(items + 1, np.int64)
+    answers, answer_at = np.empty(items * (variables + 1), np.int32), np.zeros(items + 1, np.int64)
+    decisions, conflicts = np.zeros(items, np.int64), np.zeros(items, np.int64)
+    propagations = np.zeros(items, np.int64)
+    failed = -1
+    for i in range(items):
+        formula = _enumerated_formula(states[i].copy(), variables, width, count, satisfiable[i], paired, split)
+        if formula.shape[0] == 0:
+            failed = i
+            break
+        flat = formula.reshape(literals)
+        ids, answer_start, decisions[i], conflicts[i], propagations[i] = _dpll(flat, offsets, variables)
+        answer = ids[answer_start : ids.size - 1]
+        model = np.empty(answer.size - 1, np.int64)
+        for k in range(model.size):
+            slot = answer[k + 1] - FIRST_LITERAL_ID
+            model[k] = -(slot // 2 + 1) if slot & 1 else slot // 2 + 1
+        if _answer_verdict(flat, offsets, variables, answer[0] == SAT_ID, model) != _CONFIRMED:
+            failed = i
+            break
+        problem_at[i + 1] = _put_problem_json(problems, problem_at[i], formula, variables)
+        line_at[i + 1] = _put_clause_text(lines, line_at[i], flat, offsets)
+        end = _put_clause_ids(prompts, prompt_at[i], flat, offsets, first_name)
+        prompts[end] = QUERY_ID
+        prompt_at[i + 1] = end + 1
+        pencils = _room(pencils, pencil_at[i], ids.size)
+        pencils[pencil_at[i] : pencil_at[i] + ids.size] = ids
+        pencil_at[i + 1] = pencil_at[i] + ids.size
+        answers[answer_at[i] : answer_at[i] + answer.size] = answer
+        answer_at[i + 1] = answer_at[i] + answer.size
+    done = items if failed < 0 else failed
+    return (problems[: problem_at[done]], problem_at[: done + 1], lines[: line_at[done]], line_at[: done + 1],
+            prompts[: prompt_at[done]], prompt_at[: done + 1], pencils[: pencil_at[done]], pencil_at[: done + 1],
+            answers[: answer_at[done]], answer_at[: done + 1], decisions[:done], conflicts[:done],
+            propagations[:done], failed)
+
+
+def _texts(text: np.ndarray, offsets: np.ndarray) -> list[str]:
+    """The ASCII texts ``text[offsets[i]:offsets[i + 1]]``, decoded in one go."""
+    whole, bounds = text.tobytes().decode("ascii"), offsets.tolist()
+    return [whole[a:b] for a, b in itertools.pairwise(bounds)]
+
+
 def dpll_trace(num_vars: int, flat: np.ndarray, offsets: np.ndarray) -> Trace:
     """Run the instrumented DPLL on a formula (``clause_arrays``) and return its trace."""
     ids, answer_start, decisions, conflicts, propagations = _dpll(flat, offsets, num_vars)
     tokens = tokens_of(ids, _vocabulary(num_vars, len(offsets) - 1))
     stats = {"decisions": decisions, "conflicts": conflicts, "propagations": propagations}
     return Trace(tuple(tokens), tuple(tokens[answer_start:-1]), stats, ids=ids)
+
+
+_QUESTION = (
+    "Here is a formula in conjunctive normal form over variables 1..{n}. Each line is a "
+    "clause, satisfied when at least one of its literals is true; a literal k means "
+    "variable k is true and -k means variable k is false.\n"
+    "{clauses}\n"
+    "Is there an assignment that satisfies every clause? Finish with a line "
+    "'Answer: UNSAT' if there is none, or 'Answer: SAT' followed by a value for every "
+    "variable as signed numbers (k for true, -k for false), e.g. 'Answer: SAT 1 -2 3'."
+)
 
 
 class Sat(Task):
@@ -839,31 +1035,41 @@ class Sat(Task):
         return [*clause_tokens(problem["clauses"]), QUERY]
 
     def question(self, params: SatParams, problem: Mapping[str, Any]) -> str:
-        clauses = clause_lines(problem["clauses"])
-        n = problem["num_vars"]
-        return (
-            f"Here is a formula in conjunctive normal form over variables 1..{n}. Each line is a "
-            "clause, satisfied when at least one of its literals is true; a literal k means "
-            "variable k is true and -k means variable k is false.\n"
-            f"{clauses}\n"
-            "Is there an assignment that satisfies every clause? Finish with a line "
-            "'Answer: UNSAT' if there is none, or 'Answer: SAT' followed by a value for every "
-            "variable as signed numbers (k for true, -k for false), e.g. 'Answer: SAT 1 -2 3'."
-        )
+        return _QUESTION.format(n=problem["num_vars"], clauses=clause_lines(problem["clauses"]))
 
     def trace(self, params: SatParams, problem: Mapping[str, Any]) -> Trace:
         n, clauses = problem["num_vars"], problem["clauses"]
         flat, offsets = clause_arrays(clauses)
         trace = dpll_trace(n, flat, offsets)
-        # The answer is confirmed without the DPLL: a claimed model must satisfy every
-        # clause, and UNSAT needs every assignment (enumerated up to ENUMERATE_UP_TO
-        # variables) or python-sat to find none.
-        if trace.answer[0] == SAT:
-            if not satisfies(n, flat, offsets, trace.answer[1:]):
-                raise RuntimeError("DPLL answered SAT with an assignment that falsifies a clause")
-        elif enumerated_verdict(n, clauses) if n <= ENUMERATE_UP_TO else python_sat_verdict(clauses):
-            raise RuntimeError("DPLL answered UNSAT and the formula is satisfiable")
+        claims_sat = trace.answer[0] == SAT
+        model = _literal_values(trace.answer[1:]) if claims_sat else _NO_MODEL
+        verdict = _answer_verdict(flat, offsets, n, claims_sat, model)
+        if verdict == _UNCONFIRMED:
+            verdict = _SATISFIABLE if python_sat_verdict(clauses) else _CONFIRMED
+        if verdict != _CONFIRMED:
+            raise RuntimeError(_WRONG_ANSWER[verdict])
         return trace
+
+    def solve_chunk(self, params: SatParams, stream: Stream, lo: int, hi: int) -> Solved | None:
+        """Items ``lo .. hi - 1`` drawn, solved and checked in one ``_solve_items`` call.
+
+        ``None`` above ``ENUMERATE_UP_TO`` variables, where python-sat labels, pairs and
+        confirms the formulas, and for a chunk with an item that cannot be drawn or whose
+        answer fails its check: the one-at-a-time path then raises the error naming it.
+        """
+        n = params.variables
+        if n > ENUMERATE_UP_TO:
+            return None
+        (problems, problem_at, lines, line_at, prompts, prompt_at, pencils, pencil_at, answers, answer_at,
+         decisions, conflicts, propagations, failed) = _solve_items(
+            stream.states(lo, hi), stream.strata(lo, hi) < params.target, n, params.width, params.clauses(),
+            params.sampling == "paired", SplitTest(stream.split).index)
+        if failed >= 0:
+            return None
+        questions = [_QUESTION.format(n=n, clauses=text) for text in _texts(lines, line_at)]
+        stats = {"decisions": decisions, "conflicts": conflicts, "propagations": propagations}
+        return Solved(_texts(problems, problem_at), questions, Ragged(prompts, prompt_at), Ragged(pencils, pencil_at),
+                      Ragged(answers, answer_at), stats)
 
     def parse_answer(self, params: SatParams, problem: Mapping[str, Any], text: str) -> tuple[str, ...] | None:
         return one_answer(text, _read_verdict)
