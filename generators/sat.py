@@ -636,8 +636,7 @@ def _candidates(rng: np.random.Generator, width: int, count: int,
             yield formula
 
 
-@kernel
-def _block_size(width, count):
+def _block_size(width: int, count: int) -> int:
     """Words in a block: about ``BLOCK_FORMULAS`` formulas and their twins."""
     return BLOCK_FORMULAS * count * (width + 2) // 2 + 16
 
@@ -652,14 +651,13 @@ def _stream_words(state, size):
 
 
 @kernel
-def _enumerated_formula(state, variables, width, count, satisfiable, paired, split):
+def _enumerated_formula(state, variables, width, count, satisfiable, paired, split, block):
     """One problem of n <= ``ENUMERATE_UP_TO`` variables drawn from the PCG64 stream at
     ``state`` (advanced past every word drawn): the first candidate of ``_small_candidate``
-    whose home split is ``split`` (any when -1). Words come in blocks of about
-    ``BLOCK_FORMULAS`` formulas and their twins; a block that ran out before it gave one
-    candidate is followed by one twice as large, else by a fresh block, and the formula it
-    cut short starts again. No rows when ``MAX_DRAWS`` formulas gave none."""
-    block = _block_size(width, count)
+    whose home split is ``split`` (any when -1). Words come in blocks of ``block`` words
+    (``_block_size``); a block that ran out before it gave one candidate is followed by one
+    twice as large, else by a fresh block, and the formula it cut short starts again. No
+    rows when ``MAX_DRAWS`` formulas gave none."""
     words, cursor, left = _stream_words(state, block), 0, MAX_DRAWS
     while left > 0:
         start = cursor
@@ -698,8 +696,9 @@ def _drawn_compiled(params: SatParams, rng: np.random.Generator, satisfiable: bo
                     keep: Keep | None) -> np.ndarray:
     """``_enumerated_formula`` from the generator's stream, the generator moved past it."""
     state = rng_state(rng)
-    formula = _enumerated_formula(state, params.variables, params.width, params.clauses(), satisfiable, paired,
-                                  -1 if keep is None else keep.index)
+    width, count = params.width, params.clauses()
+    formula = _enumerated_formula(state, params.variables, width, count, satisfiable, paired,
+                                  -1 if keep is None else keep.index, _block_size(width, count))
     set_rng_state(rng, state)
     return formula
 
@@ -939,10 +938,10 @@ def _open_literal(literals, start, value, j):
 
 
 @kernel
-def _solve_items(states, satisfiable, variables, width, count, paired, split):
-    """Items drawn (``_enumerated_formula``, n <= ``ENUMERATE_UP_TO``) from their PCG64
-    states (one row each) with their labels, in ``split``, and solved by the DPLL, its
-    answer confirmed (``_answer_verdict``). Returns, each as one flat array with the
+def _solve_items(states, satisfiable, variables, width, count, paired, split, block):
+    """Items drawn (``_enumerated_formula``, n <= ``ENUMERATE_UP_TO``, blocks of ``block``
+    words) from their PCG64 states (one row each) with their labels, in ``split``, and
+    solved by the DPLL, its answer confirmed (``_answer_verdict``). Returns, each as one flat array with the
     offsets where item i's part starts (one more, where the last ends): the problems' JSON
     text, their clause lines, prompt, trace and answer ids; then the decisions, conflicts
     and propagations per item, and the first item that could not be drawn or whose answer
@@ -960,7 +959,8 @@ def _solve_items(states, satisfiable, variables, width, count, paired, split):
     propagations = np.zeros(items, np.int64)
     failed = -1
     for i in range(items):
-        formula = _enumerated_formula(states[i].copy(), variables, width, count, satisfiable[i], paired, split)
+        formula = _enumerated_formula(states[i].copy(), variables, width, count, satisfiable[i], paired, split,
+                                      block)
         if formula.shape[0] == 0:
             failed = i
             break
@@ -1057,13 +1057,13 @@ class Sat(Task):
         confirms the formulas, and for a chunk with an item that cannot be drawn or whose
         answer fails its check: the one-at-a-time path then raises the error naming it.
         """
-        n = params.variables
+        n, width, count = params.variables, params.width, params.clauses()
         if n > ENUMERATE_UP_TO:
             return None
         (problems, problem_at, lines, line_at, prompts, prompt_at, pencils, pencil_at, answers, answer_at,
          decisions, conflicts, propagations, failed) = _solve_items(
-            stream.states(lo, hi), stream.strata(lo, hi) < params.target, n, params.width, params.clauses(),
-            params.sampling == "paired", SplitTest(stream.split).index)
+            stream.states(lo, hi), stream.strata(lo, hi) < params.target, n, width, count, params.sampling == "paired",
+            SplitTest(stream.split).index, _block_size(width, count))
         if failed >= 0:
             return None
         questions = [_QUESTION.format(n=n, clauses=text) for text in _texts(lines, line_at)]
