@@ -24,7 +24,7 @@ couple of items of ``target``). Two ways to reach it:
 A candidate meets the split test (the dataset's ``keep``) once it has its label, so only
 about three candidates per item are hashed; for independent formulas above n = 14 the split
 is tested first, as a hash costs less than python-sat. A rejected candidate is passed over
-for the next draw.
+for the next draw, so the first problem drawn is at home and the dataset never draws again.
 
 Labels are decided by an exact enumeration over all assignments (bit sets of 64-bit words)
 for n <= 14 and python-sat above; nothing changes a formula after its label is known. The
@@ -33,6 +33,15 @@ answer's assignment must satisfy every clause, and an UNSAT answer must be confi
 enumeration (n <= 14) or python-sat, so a wrong label cannot be written. python-sat runs as
 one warm solver per process with an activation variable per formula. Sampling, enumeration,
 the DPLL and the checks are compiled kernels (``generators.compiled``).
+
+Where the work happens: up to n = 14 an item's whole draw (blocks of words, candidates,
+labels, split tests) is one kernel, ``_enumerated_formula``, on the item's PCG64 state
+(``seeding.next_word``); ``sample`` runs it on the generator's state and moves the generator
+past the words it took, and ``solve_chunk`` runs it for every item of a chunk inside
+``_solve_items``, which also runs the DPLL, confirms its answer and writes the problem's
+JSON, the clause lines of the question and the prompt, trace and answer ids, so a chunk
+costs one kernel call and a few string operations per item. Above n = 14 python-sat takes
+part in drawing and confirming, and items are drawn and solved one at a time.
 
 Prompt: ``c1 l l l c2 l l l ... ?``; a literal is ``k`` (variable k true) or ``-k``.
 
