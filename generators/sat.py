@@ -194,16 +194,16 @@ def clause_tokens(clauses: Sequence[Sequence[int]]) -> list[str]:
 
 
 @kernel
-def _text_room(flat, offsets):
-    """Bytes enough for ``_put_clause_text`` or ``_put_problem_json`` of a formula (room
-    for 19-digit numbers)."""
-    return 48 + 24 * (offsets.size - 1) + 23 * flat.size
+def _text_room(clauses, literals):
+    """Bytes enough for ``_put_clause_text`` or ``_put_problem_json`` of a formula with
+    that many clauses and literals (room for 19-digit numbers)."""
+    return 48 + 24 * clauses + 23 * literals
 
 
 @kernel
 def _clause_text(flat, offsets):
     """``c1: l l l`` for each clause, one per line, as ASCII bytes."""
-    out = np.empty(_text_room(flat, offsets), np.uint8)
+    out = np.empty(_text_room(offsets.size - 1, flat.size), np.uint8)
     return out[: _put_clause_text(out, 0, flat, offsets)]
 
 
@@ -958,7 +958,7 @@ def _solve_items(states, satisfiable, variables, width, count, paired, split, bl
     items, literals = states.shape[0], count * width
     offsets = np.arange(count + 1) * width
     first_name = FIRST_LITERAL_ID + 2 * variables
-    text_room = 48 + 24 * count + 23 * literals  # as ``_text_room``
+    text_room = _text_room(count, literals)
     problems, problem_at = np.empty(items * text_room, np.uint8), np.zeros(items + 1, np.int64)
     lines, line_at = np.empty(items * text_room, np.uint8), np.zeros(items + 1, np.int64)
     prompts, prompt_at = np.empty(items * (count + literals + 1), np.int32), np.zeros(items + 1, np.int64)
