@@ -950,11 +950,12 @@ def _open_literal(literals, start, value, j):
 def _solve_items(states, satisfiable, variables, width, count, paired, split, block):
     """Items drawn (``_enumerated_formula``, n <= ``ENUMERATE_UP_TO``, blocks of ``block``
     words) from their PCG64 states (one row each) with their labels, in ``split``, and
-    solved by the DPLL, its answer confirmed (``_answer_verdict``). Returns, each as one flat array with the
-    offsets where item i's part starts (one more, where the last ends): the problems' JSON
-    text, their clause lines, prompt, trace and answer ids; then the decisions, conflicts
-    and propagations per item, and the first item that could not be drawn or whose answer
-    failed its check (-1 when none; the items from it on are left out)."""
+    solved by the DPLL, its answer confirmed (``_answer_verdict``). Returns, each as one
+    flat array with the offsets where item i's part starts (one more, where the last ends):
+    the problems' JSON text, their clause lines, prompt, trace and answer ids; then the
+    decisions, conflicts and propagations per item, and the first item that could not be
+    drawn or whose answer failed its check (-1 when none; the items from it on are left
+    out)."""
     items, literals = states.shape[0], count * width
     offsets = np.arange(count + 1) * width
     first_name = FIRST_LITERAL_ID + 2 * variables
