@@ -43,6 +43,7 @@ from pencilbench.generators.seeding import (
     item_rng,
     stable_id,
     stratum,
+    too_few_problems,
 )
 from pencilbench.generators.task import Ragged, Solved, Task, TaskParams
 
@@ -87,9 +88,7 @@ def draw_problem(task: Task, params: TaskParams, split: str, seed: int, index: i
         problem = task.sample(params, rng, place, keep)
         if keep(task.split_part(problem)):
             return problem
-    raise ValueError(
-        f"{task.name} at {params.label()} has too few distinct problems to fill split {split!r}"
-    )
+    raise too_few_problems(task.name, params.label(), split)
 
 
 def make_record(task: Task, params: TaskParams, split: str, seed: int, index: int) -> dict[str, Any]:

@@ -90,28 +90,43 @@ def split_index(data):  # noqa: ANN001, ANN201 (compiled)
 
 
 @dataclass(frozen=True, eq=False)
-class JsonTemplate:
-    """Canonical JSON of a problem shape, with the places its variable bytes go: a compiled
-    sampler fills it with each candidate's bytes and tests them all with
-    :func:`first_at_home`, where hashing each candidate's JSON would cost more than drawing
-    it. Built from a part whose variable bytes are all ``placeholder``, a byte that occurs
-    nowhere else in its JSON."""
+class Template:
+    """ASCII text of a fixed shape with the places its variable bytes go: a compiled sampler
+    fills a problem's canonical JSON with each candidate's bytes to test their home splits
+    (:func:`first_at_home`), where hashing each candidate's JSON would cost more than drawing
+    it, and a chunk solver writes a run of problems' JSON texts and questions at once. Built
+    from a text whose variable bytes are all ``placeholder``, a byte that occurs nowhere else
+    in it."""
 
     bytes: np.ndarray
     slots: np.ndarray
 
     @classmethod
-    def of(cls, part: Mapping[str, Any], placeholder: str) -> JsonTemplate:
-        text = np.frombuffer(canonical_json(part), dtype=np.uint8)
-        return cls(text, np.flatnonzero(text == ord(placeholder)))
+    def of(cls, text: str, placeholder: str) -> Template:
+        data = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+        return cls(data, np.flatnonzero(data == ord(placeholder)))
 
-    def first_at_home(self, fills: np.ndarray, split: int) -> int:
-        """The first row of ``fills`` (one candidate's variable bytes per row) whose home
-        split is ``split``; -1 when none is."""
+    @classmethod
+    def canonical(cls, part: Mapping[str, Any], placeholder: str) -> Template:
+        """A problem part's canonical JSON, the bytes its home split is hashed from."""
+        return cls.of(canonical_json(part).decode("ascii"), placeholder)
+
+    def fill(self, fills: np.ndarray) -> np.ndarray:
+        """The text for each row of ``fills`` (one text's variable bytes per row), a row of
+        bytes each."""
         rows = np.empty((len(fills), len(self.bytes)), dtype=np.uint8)
         rows[:] = self.bytes
         rows[:, self.slots] = fills
-        return first_at_home(rows, split)
+        return rows
+
+    def texts(self, fills: np.ndarray) -> list[str]:
+        """The text for each row of ``fills`` (ASCII bytes), as strings."""
+        width, block = len(self.bytes), self.fill(fills).tobytes().decode("ascii")
+        return [block[start : start + width] for start in range(0, len(block), width)]
+
+    def first_at_home(self, fills: np.ndarray, split: int) -> int:
+        """The first row of ``fills`` whose text's home split is ``split``; -1 when none is."""
+        return first_at_home(self.fill(fills), split)
 
 
 @kernel
@@ -172,6 +187,11 @@ def first_at_home(rows, split):  # noqa: ANN001, ANN201 (compiled)
         if split_index(rows[row]) == split:
             return row
     return -1
+
+
+def too_few_problems(task: str, label: str, split: str) -> ValueError:
+    """The error of an item that found no problem at home in ``MAX_ATTEMPTS`` draws."""
+    return ValueError(f"{task} at {label} has too few distinct problems to fill split {split!r}")
 
 
 def check_split(split: str) -> str:
