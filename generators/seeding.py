@@ -57,7 +57,7 @@ class SplitTest:
     """The test an item applies to its candidates' split parts: is their home ``split``?
 
     A compiled sampler may run it where it draws, comparing ``index`` with
-    :func:`split_index` of each candidate's canonical JSON bytes (:func:`first_at_home`).
+    :func:`split_index` of each candidate's canonical JSON bytes (see :class:`Template`).
     """
 
     split: str
@@ -93,8 +93,9 @@ def split_index(data):  # noqa: ANN001, ANN201 (compiled)
 class Template:
     """ASCII text of a fixed shape with the places its variable bytes go: a compiled sampler
     fills a problem's canonical JSON with each candidate's bytes to test their home splits
-    (:func:`first_at_home`), where hashing each candidate's JSON would cost more than drawing
-    it, and a chunk solver writes a run of problems' JSON texts and questions at once. Built
+    with :func:`split_index`, where building each candidate's JSON would cost more than
+    drawing it, and a chunk solver writes a run of problems' JSON texts and questions at
+    once. Built
     from a text whose variable bytes are all ``placeholder``, a byte that occurs nowhere else
     in it."""
 
@@ -123,10 +124,6 @@ class Template:
         """The text for each row of ``fills`` (ASCII bytes), as strings."""
         width, block = len(self.bytes), self.fill(fills).tobytes().decode("ascii")
         return [block[start : start + width] for start in range(0, len(block), width)]
-
-    def first_at_home(self, fills: np.ndarray, split: int) -> int:
-        """The first row of ``fills`` whose text's home split is ``split``; -1 when none is."""
-        return first_at_home(self.fill(fills), split)
 
 
 @kernel
@@ -177,16 +174,6 @@ def json_bytes(out, at, text):  # noqa: ANN001, ANN201 (compiled)
     """Copy fixed JSON text (a uint8 array) to ``out[at:]``; return the position after it."""
     out[at : at + len(text)] = text
     return at + len(text)
-
-
-@kernel
-def first_at_home(rows, split):  # noqa: ANN001, ANN201 (compiled)
-    """The first of several candidates, given as rows of canonical JSON bytes (a uint8
-    matrix), whose home split is ``split`` (an index into ``SPLITS``); -1 when none is."""
-    for row in range(rows.shape[0]):
-        if split_index(rows[row]) == split:
-            return row
-    return -1
 
 
 def too_few_problems(task: str, label: str, split: str) -> ValueError:
