@@ -2,7 +2,9 @@
 
 Instance ``i`` draws from one PCG64 stream whose 128-bit state and increment are a BLAKE2b
 digest of ``(task, params, split, seed, i)``. Items are random access, so sharding,
-resuming and parallel generation give the same bytes.
+resuming and parallel generation give the same bytes. :func:`next_word` and
+:func:`next_double` draw the same numbers as numpy in compiled code, so a task can draw and
+solve a whole chunk of items in one kernel call (:class:`Stream`).
 
 Splits never share a problem: every problem has a home split, a function of a hash of its
 canonical JSON (sorted keys, no spaces), and an item keeps drawing from its stream until it
