@@ -121,7 +121,7 @@ class Addition(Task):
 
     def solve_chunk(self, params: AdditionParams, stream: Stream, lo: int, hi: int) -> Solved:
         template = params.split_template
-        digits, found, pencils, pencil_offsets, answer_starts = solve_digits(
+        digits, found, pencils, pencil_offsets, answers, answer_offsets = solve_digits(
             stream.states(lo, hi), params.operands, params.digits, params.columns(), template.bytes,
             template.slots, SplitTest(stream.split).index)
         if not found.all():
@@ -133,11 +133,9 @@ class Addition(Task):
             digits.reshape(count, params.operands, params.digits) - ord("0") + FIRST_DIGIT)
         prompt.reshape(count, params.operands, params.digits + 1)[:, :, -1] = PLUS
         prompt[:, -1] = PLUS + 1  # "="
-        answers = Ragged.of([pencils[start : end - 1] for start, end in zip(
-            answer_starts.tolist(), pencil_offsets[1:].tolist(), strict=True)])
         return Solved(problem.texts(digits), question.texts(digits),
                       Ragged(prompt.ravel(), np.arange(0, prompt.size + 1, prompt.shape[1], dtype=np.int64)),
-                      Ragged(pencils, pencil_offsets), answers, {})
+                      Ragged(pencils, pencil_offsets), Ragged(answers, answer_offsets), {})
 
     def prompt(self, params: AdditionParams, problem: Mapping[str, Any]) -> list[str]:
         tokens: list[str] = []
@@ -221,14 +219,14 @@ def solve_digits(states: np.ndarray, operands: int, width: int, columns: int, te
                  slots: np.ndarray, split: int) -> tuple:
     """A chunk of items, one per PCG64 state: each draws until a candidate's home split is
     ``split`` (at most ``MAX_ATTEMPTS`` draws, as the dataset allows), and is solved. The
-    digits (a row per item), whether each found a problem at home, the traces as rows of ids,
-    and where each trace's answer starts."""
+    digits (a row per item), whether each found a problem at home, and the traces and the
+    answers as rows of ids (values, offsets)."""
     count, size = len(states), operands * width
     digits = np.empty((count, size), np.uint8)
     found = np.zeros(count, np.bool_)
-    offsets = np.zeros(count + 1, np.int64)
-    answer_starts = np.empty(count, np.int64)
+    offsets, answer_offsets = np.zeros(count + 1, np.int64), np.zeros(count + 1, np.int64)
     traces = np.empty(count * trace_bound(operands, columns), np.int32)
+    answers = np.empty(count * columns, np.int32)
     for item in range(count):
         state = states[item].copy()
         for _ in range(MAX_ATTEMPTS):
@@ -237,9 +235,11 @@ def solve_digits(states: np.ndarray, operands: int, width: int, columns: int, te
                 break
         ids, answer_start = column_trace(digits[item], operands, columns)
         traces[offsets[item] : offsets[item] + len(ids)] = ids
-        answer_starts[item] = offsets[item] + answer_start
         offsets[item + 1] = offsets[item] + len(ids)
-    return digits, found, traces[: offsets[count]], offsets, answer_starts
+        answer = ids[answer_start : len(ids) - 1]
+        answers[answer_offsets[item] : answer_offsets[item] + len(answer)] = answer
+        answer_offsets[item + 1] = answer_offsets[item] + len(answer)
+    return digits, found, traces[: offsets[count]], offsets, answers[: answer_offsets[count]], answer_offsets
 
 
 @kernel

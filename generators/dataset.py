@@ -99,12 +99,15 @@ def make_record(task: Task, params: TaskParams, split: str, seed: int, index: in
 def record_from_problem(task: Task, params: TaskParams, problem: Mapping[str, Any], *,
                         split: str, seed: int, index: int) -> dict[str, Any]:
     """A record for a given problem (also used for problems users bring themselves)."""
-    solved = solve_problems(task, params, [problem], [record_id(task, params, split, seed, index)])
+    solved = solve_problems(task, params, [problem], record_ids(task, params, split, seed, index, index + 1))
     return records_of(_table(task, params, split, seed, index, solved))[0]
 
 
-def record_id(task: Task, params: TaskParams, split: str, seed: int, index: int) -> str:
-    return f"{task.name}-{split}-{seed}-{stable_id(params.key()):08x}-{index}"
+def record_ids(task: Task, params: TaskParams, split: str, seed: int, lo: int, hi: int) -> list[str]:
+    """The ids of records ``lo .. hi - 1``: ``task-split-seed-size-index``, where ``size`` is
+    a 32-bit hash of the size's knobs."""
+    stem = f"{task.name}-{split}-{seed}-{stable_id(params.key()):08x}-"
+    return [stem + str(index) for index in range(lo, hi)]
 
 
 def solve_items(task: Task, params: TaskParams, split: str, seed: int, lo: int, hi: int) -> Solved:
@@ -114,7 +117,7 @@ def solve_items(task: Task, params: TaskParams, split: str, seed: int, lo: int, 
     if solved is not None:
         return solved
     problems = [draw_problem(task, params, split, seed, i) for i in range(lo, hi)]
-    return solve_problems(task, params, problems, [record_id(task, params, split, seed, i) for i in range(lo, hi)])
+    return solve_problems(task, params, problems, record_ids(task, params, split, seed, lo, hi))
 
 
 def solve_problems(task: Task, params: TaskParams, problems: Sequence[Mapping[str, Any]],
@@ -150,7 +153,7 @@ def _table(task: Task, params: TaskParams, split: str, seed: int, lo: int, solve
     white space, so the text fields split back into exactly those tokens and
     :func:`trace_problems` finds every written record sound."""
     count, vocabulary = len(solved), _vocabulary(task, params)
-    names = [record_id(task, params, split, seed, i) for i in range(lo, lo + count)]
+    names = record_ids(task, params, split, seed, lo, lo + count)
     prompts, pencils, answers = solved.prompts, solved.pencils, solved.answers
     *cot, peak, reductions, fault, position, broken = _check_traces(
         prompts.values, prompts.offsets, pencils.values, pencils.offsets, answers.values, answers.offsets,

@@ -201,8 +201,11 @@ _GOLDEN = 0.6180339887498949
 def stratum(task: str, params_key: str, split: str, seed: int, index: int) -> float:
     """Item ``index``'s point in a golden-ratio sequence started at a stream-specific
     offset: any run of n consecutive items covers [0, 1) with O(log n) discrepancy."""
-    offset = stable_id(f"{task}|{params_key}|{split}|{seed}") / 2**32
-    return (offset + index * _GOLDEN) % 1.0
+    return (_stratum_offset(task, params_key, split, seed) + index * _GOLDEN) % 1.0
+
+
+def _stratum_offset(task: str, params_key: str, split: str, seed: int) -> float:
+    return stable_id(f"{task}|{params_key}|{split}|{seed}") / 2**32
 
 
 def item_digest(task: str, params_key: str, split: str, seed: int, index: int) -> bytes:
@@ -223,15 +226,23 @@ class Stream:
     def states(self, lo: int, hi: int) -> np.ndarray:
         """Each item's PCG64 at the start of its stream, one row of four 64-bit words per
         item (``[state low, state high, increment low, increment high]``), for
-        :func:`next_word` and :func:`next_double`."""
-        digests = b"".join(item_digest(self.task, self.params_key, self.split, self.seed, i) for i in range(lo, hi))
-        states = np.frombuffer(digests, dtype="<u8").reshape(hi - lo, 4).astype(np.uint64)
+        :func:`next_word` and :func:`next_double`: :func:`item_digest` of each, its common
+        start hashed once."""
+        start = hashlib.blake2b(f"{self.task}\0{self.params_key}\0{self.split}\0{self.seed}\0".encode(),
+                                digest_size=32)
+        digests = []
+        for index in range(lo, hi):
+            digest = start.copy()
+            digest.update(b"%d" % index)
+            digests.append(digest.digest())
+        states = np.frombuffer(b"".join(digests), dtype="<u8").reshape(hi - lo, 4).astype(np.uint64)
         states[:, 2] |= np.uint64(1)
         return states
 
     def strata(self, lo: int, hi: int) -> np.ndarray:
-        """Each item's :func:`stratum`."""
-        return np.array([stratum(self.task, self.params_key, self.split, self.seed, i) for i in range(lo, hi)])
+        """Each item's :func:`stratum` (the same arithmetic, on arrays)."""
+        offset = _stratum_offset(self.task, self.params_key, self.split, self.seed)
+        return (offset + np.arange(lo, hi, dtype=np.int64).astype(np.float64) * _GOLDEN) % 1.0
 
 
 def rng_state(rng: np.random.Generator) -> np.ndarray:
