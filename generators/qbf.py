@@ -17,7 +17,14 @@ any run of items are within a couple of items of ``target``), and whole formulas
 until one has it; the label is computed on each candidate by an exact quantifier
 elimination over bit sets of all assignments, which shares nothing with the traced search,
 and every trace is checked against it. The item's split is tested last, on candidates that
-passed both checks. Drawing, labelling and the propagation check run as one compiled loop.
+passed both checks, so an item's first sample is always at home in its split.
+
+Drawing, labelling and the propagation check run as one compiled loop that reads the
+item's PCG64 stream itself: uniform numbers as ``Generator.random`` gives them, the
+generator moving on in whole blocks of ``NUMBERS_PER_BLOCK`` numbers (``sample`` runs the
+loop on its generator's state and writes the state back). Generation draws and solves a
+chunk of items in one compiled call (``Qbf.solve_chunk``, every size): the draw, the traced
+evaluation, and each item's prompt and answer ids, problem JSON and question.
 
 Prompt: ``E 1 A 2 ... c1 l l l c2 l l l ... ?`` (``E`` exists, ``A`` for all).
 
@@ -636,8 +643,8 @@ def _solve_items(states: np.ndarray, wants: np.ndarray, n: int, count: int, bloc
     pencils = np.empty(items * 64 * n, dtype=np.int32)
     pencil_offsets = np.zeros(items + 1, dtype=np.int64)
     leaves = np.zeros(items, dtype=np.int64)
-    # Room for any item's texts: at most 8 bytes a variable and 24 a clause beyond the
-    # fixed text (JSON numbers of two or three digits).
+    # Room for any item's texts: beyond their fixed parts a variable takes at most 12 bytes
+    # and a clause 18 (numbers of up to three characters), so 16 and 32 leave some to spare.
     problem_room = _PROBLEM_START.size + _PROBLEM_PREFIX.size + _PROBLEM_CLAUSES.size + 16 * n + 32 * count + 8
     question_room = _QUESTION_START.size + _QUESTION_MIDDLE.size + _QUESTION_END.size + 16 * n + 32 * count
     problems = np.empty(items * problem_room, dtype=np.uint8)
