@@ -56,6 +56,7 @@ from pencilbench.generators.compiled import kernel
 from pencilbench.generators.pencil import ANSWER_ID, CALL_ID, RETURN_ID, SEP_ID, SPECIAL_TOKENS, tokens_of
 from pencilbench.generators.sat import _clause_text, clause_lines, clause_tokens, clauses_json
 from pencilbench.generators.seeding import (
+    SplitTest,
     Stream,
     json_bytes,
     json_int,
@@ -65,7 +66,7 @@ from pencilbench.generators.seeding import (
     set_rng_state,
     split_index,
 )
-from pencilbench.generators.task import Keep, Ragged, Solved, SplitTest, Task, TaskParams, Trace, knob
+from pencilbench.generators.task import Keep, Ragged, Solved, Task, TaskParams, Trace, knob
 
 TRUE, FALSE, QUERY = "True", "False", "?"
 QUANTIFIER_TOKENS = {"e": "E", "a": "A"}

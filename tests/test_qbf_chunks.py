@@ -20,7 +20,7 @@ FAR = 10**12  # a chunk far along the stream
 
 
 def one_at_a_time(params, split, seed, lo, hi):
-    names = [dataset.record_id(TASK, params, split, seed, i) for i in range(lo, hi)]
+    names = dataset.record_ids(TASK, params, split, seed, lo, hi)
     problems = [dataset.draw_problem(TASK, params, split, seed, i) for i in range(lo, hi)]
     return dataset.solve_problems(TASK, params, problems, names)
 
