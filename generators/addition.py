@@ -9,13 +9,16 @@ are added). A last frame turns the digits, written least significant first, into
 answer. The solver is a compiled kernel that writes the trace as token ids.
 
 Every digit of every operand is uniform and independent (leading zeros allowed). One draw
-of uniform numbers makes a few candidate problems at once: the dataset keeps about one in
-three (its split is a hash of the problem).
+of uniform numbers makes a few candidate problems at once, of which the first whose home
+split is the item's is kept (about one in three is); a draw with none at home is followed by
+another. Drawing, the split test, the solver and the texts of a whole chunk of items run in
+one kernel call (:meth:`Addition.solve_chunk`); ``sample`` runs the same compiled draw.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,8 +28,18 @@ import numpy as np
 from pencilbench.generators.answers import one_answer, single
 from pencilbench.generators.compiled import kernel
 from pencilbench.generators.pencil import ANSWER_ID, CALL_ID, RETURN_ID, SEP_ID, SPECIAL_TOKENS, tokens_of
-from pencilbench.generators.seeding import JsonTemplate
-from pencilbench.generators.task import Keep, Task, TaskParams, Trace, knob
+from pencilbench.generators.seeding import (
+    MAX_ATTEMPTS,
+    SplitTest,
+    Stream,
+    Template,
+    next_double,
+    rng_state,
+    set_rng_state,
+    split_index,
+    too_few_problems,
+)
+from pencilbench.generators.task import Keep, Ragged, Solved, Task, TaskParams, Trace, knob
 
 DIGITS = tuple("0123456789")
 # Ids of the vocabulary's tokens (see ``Addition.vocabulary``): digits, "+" and "=", then the
@@ -56,9 +69,29 @@ class AdditionParams(TaskParams):
         return (*SPECIAL_TOKENS, *DIGITS, "+", "=", *columns, *operands)
 
     @functools.cached_property
-    def split_template(self) -> JsonTemplate:
+    def split_template(self) -> Template:
         """A problem of this size as canonical JSON, its digits the variable bytes."""
-        return JsonTemplate.of({"operands": ["0" * self.digits] * self.operands}, "0")
+        return Template.canonical(_problem(["0" * self.digits] * self.operands), "0")
+
+    @functools.cached_property
+    def texts(self) -> tuple[Template, Template]:
+        """A problem of this size as the record's JSON and as its question, its digits the
+        variable bytes."""
+        return (Template.of(json.dumps(_problem(["?" * self.digits] * self.operands)), "?"),
+                Template.of(_question(["\0" * self.digits] * self.operands), "\0"))
+
+
+def _problem(operands: list[str]) -> dict[str, Any]:
+    return {"operands": operands}
+
+
+def _question(operands: list[str]) -> str:
+    numbers = "\n".join(operands)
+    return (
+        f"Add the following {len(operands)} numbers (leading zeros are allowed "
+        f"and do not change a value):\n{numbers}\n"
+        "Finish with a line of the form 'Answer: <sum>' giving the sum in decimal digits."
+    )
 
 
 class Addition(Task):
@@ -79,11 +112,30 @@ class Addition(Task):
                keep: Keep | None = None) -> dict[str, Any]:
         # One draw of digits for a few candidates; the first that ``keep`` accepts is the
         # problem, or the last one when none is (the dataset then asks again).
-        d, size = params.digits, params.operands * params.digits
-        digits = decimal_digits(rng.random(CANDIDATES * size)).reshape(CANDIDATES, size)
-        chosen = 0 if keep is None else params.split_template.first_at_home(digits, keep.index)
-        text = digits[chosen].tobytes().decode("ascii")  # -1, none accepted: the last one
-        return {"operands": [text[i : i + d] for i in range(0, size, d)]}
+        state, template = rng_state(rng), params.split_template
+        digits, _ = draw_digits(state, params.operands * params.digits, template.bytes, template.slots,
+                                -1 if keep is None else keep.index)
+        set_rng_state(rng, state)
+        text, d = digits.tobytes().decode("ascii"), params.digits
+        return _problem([text[i : i + d] for i in range(0, len(text), d)])
+
+    def solve_chunk(self, params: AdditionParams, stream: Stream, lo: int, hi: int) -> Solved:
+        template = params.split_template
+        digits, found, pencils, pencil_offsets, answers, answer_offsets = solve_digits(
+            stream.states(lo, hi), params.operands, params.digits, params.columns(), template.bytes,
+            template.slots, SplitTest(stream.split).index)
+        if not found.all():
+            raise too_few_problems(self.name, params.label(), stream.split)
+        problem, question = params.texts
+        count = hi - lo
+        prompt = np.empty((count, params.operands * (params.digits + 1)), np.int32)
+        prompt.reshape(count, params.operands, params.digits + 1)[:, :, :-1] = (
+            digits.reshape(count, params.operands, params.digits) - ord("0") + FIRST_DIGIT)
+        prompt.reshape(count, params.operands, params.digits + 1)[:, :, -1] = PLUS
+        prompt[:, -1] = PLUS + 1  # "="
+        return Solved(problem.texts(digits), question.texts(digits),
+                      Ragged(prompt.ravel(), np.arange(0, prompt.size + 1, prompt.shape[1], dtype=np.int64)),
+                      Ragged(pencils, pencil_offsets), Ragged(answers, answer_offsets), {})
 
     def prompt(self, params: AdditionParams, problem: Mapping[str, Any]) -> list[str]:
         tokens: list[str] = []
@@ -95,12 +147,7 @@ class Addition(Task):
         return tokens
 
     def question(self, params: AdditionParams, problem: Mapping[str, Any]) -> str:
-        numbers = "\n".join(problem["operands"])
-        return (
-            f"Add the following {len(problem['operands'])} numbers (leading zeros are allowed "
-            f"and do not change a value):\n{numbers}\n"
-            "Finish with a line of the form 'Answer: <sum>' giving the sum in decimal digits."
-        )
+        return _question(problem["operands"])
 
     def trace(self, params: AdditionParams, problem: Mapping[str, Any]) -> Trace:
         operands = problem["operands"]
@@ -146,12 +193,59 @@ def _read_sum(statement: str) -> tuple[str, ...] | None:
 
 
 @kernel
-def decimal_digits(uniforms: np.ndarray) -> np.ndarray:
-    """One ASCII digit per uniform number in [0, 1)."""
-    digits = np.empty(len(uniforms), np.uint8)
-    for i in range(len(uniforms)):
-        digits[i] = ord("0") + int(uniforms[i] * 10)
-    return digits
+def draw_digits(state: np.ndarray, size: int, template: np.ndarray, slots: np.ndarray,
+                split: int) -> tuple[np.ndarray, bool]:
+    """One draw from a PCG64 stream (``state``, advanced): ``CANDIDATES`` candidates of
+    ``size`` ASCII digits, one uniform number each; the first whose home split is ``split``
+    (its canonical JSON is ``template`` with the digits at ``slots``) and True, or the last
+    and False when none is. ``split`` -1: the first, untested."""
+    digits = np.empty((CANDIDATES, size), np.uint8)
+    for candidate in range(CANDIDATES):
+        for k in range(size):
+            digits[candidate, k] = ord("0") + int(next_double(state) * 10)
+    if split < 0:
+        return digits[0], True
+    text = template.copy()
+    for candidate in range(CANDIDATES):
+        for k in range(size):
+            text[slots[k]] = digits[candidate, k]
+        if split_index(text) == split:
+            return digits[candidate], True
+    return digits[CANDIDATES - 1], False
+
+
+@kernel
+def solve_digits(states: np.ndarray, operands: int, width: int, columns: int, template: np.ndarray,
+                 slots: np.ndarray, split: int) -> tuple:
+    """A chunk of items, one per PCG64 state: each draws until a candidate's home split is
+    ``split`` (at most ``MAX_ATTEMPTS`` draws, as the dataset allows), and is solved. The
+    digits (a row per item), whether each found a problem at home, and the traces and the
+    answers as rows of ids (values, offsets)."""
+    count, size = len(states), operands * width
+    digits = np.empty((count, size), np.uint8)
+    found = np.zeros(count, np.bool_)
+    offsets, answer_offsets = np.zeros(count + 1, np.int64), np.zeros(count + 1, np.int64)
+    traces = np.empty(count * trace_bound(operands, columns), np.int32)
+    answers = np.empty(count * columns, np.int32)
+    for item in range(count):
+        state = states[item].copy()
+        for _ in range(MAX_ATTEMPTS):
+            digits[item], found[item] = draw_digits(state, size, template, slots, split)
+            if found[item]:
+                break
+        ids, answer_start = column_trace(digits[item], operands, columns)
+        traces[offsets[item] : offsets[item] + len(ids)] = ids
+        offsets[item + 1] = offsets[item] + len(ids)
+        answer = ids[answer_start : len(ids) - 1]
+        answers[answer_offsets[item] : answer_offsets[item] + len(answer)] = answer
+        answer_offsets[item + 1] = answer_offsets[item] + len(answer)
+    return digits, found, traces[: offsets[count]], offsets, answers[: answer_offsets[count]], answer_offsets
+
+
+@kernel
+def trace_bound(operands: int, columns: int) -> int:
+    """Ids a trace of this size holds at most."""
+    return 8 + columns * ((operands + 1) * (7 + number_length(10 * operands)))
 
 
 @kernel
@@ -160,8 +254,7 @@ def column_trace(digits: np.ndarray, operands: int, columns: int) -> tuple[np.nd
     operands' ASCII digits one operand after another, most significant first."""
     width = len(digits) // operands
     first_operand = FIRST_COLUMN + columns + 1  # the id of "#1"
-    longest = number_length(10 * operands)  # a column total is below 10 * operands
-    ids = np.empty(8 + columns * ((operands + 1) * (7 + longest)), np.int32)
+    ids = np.empty(trace_bound(operands, columns), np.int32)
     # Element by element: tuple slice assignments cost seconds of first-call compile time.
     ids[0], ids[1], ids[2], ids[3], ids[4] = CALL_ID, CALL_ID, FIRST_COLUMN, first_operand, FIRST_DIGIT
     end = 5  # [CALL] [CALL] @0 #1 0

@@ -43,6 +43,7 @@ from pencilbench.generators.seeding import (
     item_rng,
     stable_id,
     stratum,
+    too_few_problems,
 )
 from pencilbench.generators.task import Ragged, Solved, Task, TaskParams
 
@@ -87,9 +88,7 @@ def draw_problem(task: Task, params: TaskParams, split: str, seed: int, index: i
         problem = task.sample(params, rng, place, keep)
         if keep(task.split_part(problem)):
             return problem
-    raise ValueError(
-        f"{task.name} at {params.label()} has too few distinct problems to fill split {split!r}"
-    )
+    raise too_few_problems(task.name, params.label(), split)
 
 
 def make_record(task: Task, params: TaskParams, split: str, seed: int, index: int) -> dict[str, Any]:
@@ -100,12 +99,15 @@ def make_record(task: Task, params: TaskParams, split: str, seed: int, index: in
 def record_from_problem(task: Task, params: TaskParams, problem: Mapping[str, Any], *,
                         split: str, seed: int, index: int) -> dict[str, Any]:
     """A record for a given problem (also used for problems users bring themselves)."""
-    solved = solve_problems(task, params, [problem], [record_id(task, params, split, seed, index)])
+    solved = solve_problems(task, params, [problem], record_ids(task, params, split, seed, index, index + 1))
     return records_of(_table(task, params, split, seed, index, solved))[0]
 
 
-def record_id(task: Task, params: TaskParams, split: str, seed: int, index: int) -> str:
-    return f"{task.name}-{split}-{seed}-{stable_id(params.key()):08x}-{index}"
+def record_ids(task: Task, params: TaskParams, split: str, seed: int, lo: int, hi: int) -> list[str]:
+    """The ids of records ``lo .. hi - 1``: ``task-split-seed-size-index``, where ``size`` is
+    a 32-bit hash of the size's knobs."""
+    stem = f"{task.name}-{split}-{seed}-{stable_id(params.key()):08x}-"
+    return [stem + str(index) for index in range(lo, hi)]
 
 
 def solve_items(task: Task, params: TaskParams, split: str, seed: int, lo: int, hi: int) -> Solved:
@@ -115,7 +117,7 @@ def solve_items(task: Task, params: TaskParams, split: str, seed: int, lo: int, 
     if solved is not None:
         return solved
     problems = [draw_problem(task, params, split, seed, i) for i in range(lo, hi)]
-    return solve_problems(task, params, problems, [record_id(task, params, split, seed, i) for i in range(lo, hi)])
+    return solve_problems(task, params, problems, record_ids(task, params, split, seed, lo, hi))
 
 
 def solve_problems(task: Task, params: TaskParams, problems: Sequence[Mapping[str, Any]],
@@ -151,7 +153,7 @@ def _table(task: Task, params: TaskParams, split: str, seed: int, lo: int, solve
     white space, so the text fields split back into exactly those tokens and
     :func:`trace_problems` finds every written record sound."""
     count, vocabulary = len(solved), _vocabulary(task, params)
-    names = [record_id(task, params, split, seed, i) for i in range(lo, lo + count)]
+    names = record_ids(task, params, split, seed, lo, lo + count)
     prompts, pencils, answers = solved.prompts, solved.pencils, solved.answers
     *cot, peak, reductions, fault, position, broken = _check_traces(
         prompts.values, prompts.offsets, pencils.values, pencils.offsets, answers.values, answers.offsets,
@@ -360,12 +362,22 @@ def make_table(spec: Spec, start: int, stop: int) -> pa.Table:
 CHUNK_SECONDS = 0.05
 
 
+@dataclass(frozen=True)
+class Shipping:
+    """How a pool process hands a result over faster than by pickling it: ``pack`` runs
+    there on the result, ``unpack`` here on what it returned (both picklable)."""
+
+    pack: Callable[[Any], Any]
+    unpack: Callable[[Any], Any]
+
+
 def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, start: int = 0,
-               workers: int = 1, chunk: int | None = None) -> Iterator[T]:
+               workers: int = 1, chunk: int | None = None, shipping: Shipping | None = None) -> Iterator[T]:
     """``work(spec, lo, hi)`` over consecutive chunks of items, results in chunk order.
 
     With ``workers > 1`` the chunks run in ``workers - 1`` pool processes (``work`` must be
-    picklable), a few chunks ahead of the consumer, and in this process while it waits.
+    picklable; their results cross by ``shipping`` when given), a few chunks ahead of the
+    consumer, and in this process while it waits.
     Unless ``chunk`` fixes their size, chunks start at 8 items and are then sized from the
     CPU time each took to cost about ``CHUNK_SECONDS`` (so large instances are held a few at
     a time), and with a pool never more than a share of what is left that keeps every
@@ -394,13 +406,13 @@ def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, s
     # the whole inherited heap; that cost a fifth of their CPU time.
     gc.freeze()
     try:
-        yield from _pooled(spec, end, work, start, workers, chunk)
+        yield from _pooled(spec, end, work, start, workers, chunk, shipping)
     finally:
         gc.unfreeze()
 
 
 def _pooled(spec: Spec, end: int, work: Callable[[Spec, int, int], T], start: int, workers: int,
-            chunk: int | None) -> Iterator[T]:
+            chunk: int | None, shipping: Shipping | None) -> Iterator[T]:
     """Chunks run in ``workers - 1`` pool processes and in this one: whenever the next
     result in order is not ready, this process does the next chunk itself instead of
     waiting, so ``workers`` processes generate, results cross a pipe only for the pool's
@@ -419,7 +431,7 @@ def _pooled(spec: Spec, end: int, work: Callable[[Spec, int, int], T], start: in
         while lo < end or slots:
             while lo < end and in_pool < 2 * (workers - 1):
                 piece = next_range()
-                slots.append(pool.submit(_timed_work, work, spec, *piece))
+                slots.append(pool.submit(_timed_work, work, spec, *piece, shipping and shipping.pack))
                 lo, in_pool = piece[1], in_pool + 1
             head = slots[0]
             behind = time.process_time() - began < pool_seconds / (workers - 1)
@@ -432,6 +444,8 @@ def _pooled(spec: Spec, end: int, work: Callable[[Spec, int, int], T], start: in
             if isinstance(head, Future):
                 head, in_pool = head.result(), in_pool - 1
                 pool_seconds += head[0]
+                if shipping is not None:
+                    head = (head[0], head[1], shipping.unpack(head[2]))
             seconds, items, result = head
             if chunk is None:
                 size = _next_size(items, seconds)
@@ -443,10 +457,14 @@ def _next_size(items: int, seconds: float) -> int:
     return max(1, int(items * CHUNK_SECONDS / max(seconds, 1e-6)))
 
 
-def _timed_work(work: Callable[[Spec, int, int], T], spec: Spec, lo: int, hi: int) -> tuple[float, int, T]:
-    """``work(spec, lo, hi)`` with the CPU seconds it took in this (worker) process."""
+def _timed_work(work: Callable[[Spec, int, int], T], spec: Spec, lo: int, hi: int,
+                pack: Callable[[T], Any] | None = None) -> tuple[float, int, Any]:
+    """``work(spec, lo, hi)``, packed for shipping when ``pack`` is given, with the CPU
+    seconds it took in this (worker) process."""
     before = time.process_time()
     result = work(spec, lo, hi)
+    if pack is not None:
+        result = pack(result)
     return time.process_time() - before, hi - lo, result
 
 

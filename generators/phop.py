@@ -19,18 +19,20 @@ and fills the gaps so that no nearer match exists:
   before the last landing are uniform.
 
 Each candidate costs one row of uniform numbers, and a draw builds a few candidates at once
-in a compiled kernel (the dataset keeps about one in three: its split is a hash of the
-problem).
+in a compiled kernel, of which the first whose home split is the item's is kept (about one
+in three is); a draw with none at home is followed by another.
 
 The solver passes state by tail calls: the live frame ``[CALL] r i x`` holds the hops left,
 the position and its symbol, and each hop replaces it by the next one, so the live context
-is the prompt plus one frame. It stays in Python: a hop is one ``str.rfind``, and for traces
-this short that is faster than a kernel whose ids must then become tokens.
+is the prompt plus one frame. It is a kernel that writes token ids. Drawing, the split test,
+the solver and the texts of a whole chunk of items run in one kernel call
+(:meth:`Phop.solve_chunk`); ``sample`` runs the same compiled draw.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,9 +41,19 @@ from typing import Any
 import numpy as np
 from pencilbench.generators.answers import one_answer, single
 from pencilbench.generators.compiled import kernel
-from pencilbench.generators.pencil import ANSWER, CALL, RETURN, SEP, SPECIAL_TOKENS
-from pencilbench.generators.seeding import JsonTemplate
-from pencilbench.generators.task import Keep, Task, TaskParams, Trace, knob
+from pencilbench.generators.pencil import ANSWER_ID, CALL_ID, RETURN_ID, SEP_ID, SPECIAL_TOKENS, tokens_of
+from pencilbench.generators.seeding import (
+    MAX_ATTEMPTS,
+    SplitTest,
+    Stream,
+    Template,
+    next_double,
+    rng_state,
+    set_rng_state,
+    split_index,
+    too_few_problems,
+)
+from pencilbench.generators.task import Keep, Ragged, Solved, Task, TaskParams, Trace, knob
 
 SYMBOLS = tuple("abcdefghijklmnopqrstuvwxyz")
 QUERY = "?"
@@ -50,6 +62,8 @@ NUMBERS = tuple(str(i) for i in range(MAX_LENGTH + 1))  # position and hop-count
 # Candidates built per draw: the split keeps about one in three, and a draw's fixed cost
 # (a numpy call, a kernel call) outweighs a few more numbers at the sizes in use.
 CANDIDATES = 3
+# Token ids (see ``Phop.vocabulary``): the symbols, then "?", then the numbers 0, 1, 2, ...
+FIRST_SYMBOL = len(SPECIAL_TOKENS)
 
 
 @dataclass(frozen=True)
@@ -63,10 +77,17 @@ class PhopParams(TaskParams):
             raise ValueError(f"hops must be in [1, length - 2] = [1, {self.length - 2}], got {self.hops}")
 
     @functools.cached_property
-    def split_template(self) -> JsonTemplate:
+    def split_template(self) -> Template:
         """The split part of a problem of this size as canonical JSON, its letters the
         variable bytes."""
-        return JsonTemplate.of(_split_part("?" * self.length, self.hops), "?")
+        return Template.canonical(_split_part("?" * self.length, self.hops), "?")
+
+    @functools.cached_property
+    def texts(self) -> tuple[Template, Template]:
+        """A problem of this size as the record's JSON and as its question, its letters the
+        variable bytes."""
+        return (Template.of(json.dumps(_problem(["?"] * self.length, self.hops)), "?"),
+                Template.of(_question(["\0"] * self.length, self.hops), "\0"))
 
     def uniforms(self) -> int:
         """Uniform numbers one candidate consumes: its gaps and their composition (hops +
@@ -91,10 +112,28 @@ class Phop(Task):
                keep: Keep | None = None) -> dict[str, Any]:
         # One draw of numbers for a few candidates; the first that ``keep`` accepts is the
         # problem, or the last one when none is (the dataset then asks again).
-        letters = build_sequences(rng.random((CANDIDATES, params.uniforms())), params.length, params.hops,
-                                  params.alphabet)
-        chosen = 0 if keep is None else params.split_template.first_at_home(letters, keep.index)
-        return {"sequence": list(letters[chosen].tobytes().decode("ascii")), "hops": params.hops}
+        state, template = rng_state(rng), params.split_template
+        letters, _ = draw_letters(state, params.length, params.hops, params.alphabet, params.uniforms(),
+                                  template.bytes, template.slots, -1 if keep is None else keep.index)
+        set_rng_state(rng, state)
+        return _problem(list(letters.tobytes().decode("ascii")), params.hops)
+
+    def solve_chunk(self, params: PhopParams, stream: Stream, lo: int, hi: int) -> Solved:
+        template, count = params.split_template, hi - lo
+        letters, found, pencils, offsets, answers = solve_sequences(
+            stream.states(lo, hi), params.length, params.hops, params.alphabet, params.uniforms(),
+            template.bytes, template.slots, SplitTest(stream.split).index)
+        if not found.all():
+            raise too_few_problems(self.name, params.label(), stream.split)
+        prompt = np.empty((count, params.length + 2), np.int32)
+        prompt[:, :-2] = letters - FIRST_LETTER + FIRST_SYMBOL
+        prompt[:, -2], prompt[:, -1] = _query_id(params.alphabet), _number_id(params.alphabet, params.hops)
+        problem, question = params.texts
+        spaced = np.zeros((count, 2 * params.length - 1), np.uint8)  # the letters one space apart
+        spaced[:, ::2] = letters
+        return Solved(problem.texts(letters), question.texts(spaced[:, ::2]),
+                      Ragged(prompt.ravel(), np.arange(0, prompt.size + 1, prompt.shape[1], dtype=np.int64)),
+                      Ragged(pencils, offsets), Ragged(answers, np.arange(count + 1, dtype=np.int64)), {})
 
     def split_part(self, problem: Mapping[str, Any]) -> Mapping[str, Any]:
         """The problem with its sequence as one string (symbols are single letters), which
@@ -105,30 +144,19 @@ class Phop(Task):
         return [*problem["sequence"], QUERY, str(problem["hops"])]
 
     def question(self, params: PhopParams, problem: Mapping[str, Any]) -> str:
-        sequence = " ".join(problem["sequence"])
-        return (
-            f"Here is a sequence of {len(problem['sequence'])} symbols, positions numbered from 1:\n"
-            f"{sequence}\n"
-            "One hop from position i goes to the largest position j <= i whose previous symbol "
-            "(at position j-1) equals the symbol at position i. Start at the last position and "
-            f"make {problem['hops']} hops. Which symbol is at the position you reach?\n"
-            "Finish with a line of the form 'Answer: <symbol>'."
-        )
+        return _question(problem["sequence"], problem["hops"])
 
     def trace(self, params: PhopParams, problem: Mapping[str, Any]) -> Trace:
         letters = "".join(problem["sequence"])
-        here, left = len(letters), problem["hops"]
-        symbol = letters[here - 1]
-        tokens = [CALL, NUMBERS[left], NUMBERS[here], symbol]
-        while left:
-            # The largest j <= here whose predecessor (index j - 2) holds the symbol.
-            j = letters.rfind(symbol, 0, here - 1) + 2
-            if j == 1:
-                raise ValueError(f"hop {problem['hops'] - left + 1} from position {here} finds no match")
-            here, left, symbol = j, left - 1, letters[j - 1]
-            tokens += (SEP, CALL, NUMBERS[left], NUMBERS[here], symbol, RETURN)
-        tokens += (SEP, ANSWER, symbol, RETURN)
-        return Trace(tuple(tokens), (symbol,))
+        alphabet = SYMBOLS[: params.alphabet]
+        if len(letters) != len(problem["sequence"]) or not set(letters) <= set(alphabet):
+            raise ValueError(f"every symbol must be one of {' '.join(alphabet)}")
+        ids, failed_hop, position = hop_trace(np.frombuffer(letters.encode("ascii"), np.uint8), problem["hops"],
+                                              params.alphabet)
+        if failed_hop:
+            raise ValueError(f"hop {failed_hop} from position {position} finds no match")
+        tokens = tokens_of(ids, self.vocabulary(params))
+        return Trace(tuple(tokens), (tokens[-2],), ids=ids)
 
     def parse_answer(self, params: PhopParams, problem: Mapping[str, Any], text: str) -> tuple[str, ...] | None:
         return one_answer(text, _read_symbol)
@@ -150,6 +178,105 @@ def _read_symbol(statement: str) -> tuple[str, ...] | None:
 
 def _split_part(sequence: str, hops: int) -> dict[str, Any]:
     return {"sequence": sequence, "hops": hops}
+
+
+def _problem(sequence: list[str], hops: int) -> dict[str, Any]:
+    return {"sequence": sequence, "hops": hops}
+
+
+def _question(sequence: list[str], hops: int) -> str:
+    return (
+        f"Here is a sequence of {len(sequence)} symbols, positions numbered from 1:\n"
+        f"{' '.join(sequence)}\n"
+        "One hop from position i goes to the largest position j <= i whose previous symbol "
+        "(at position j-1) equals the symbol at position i. Start at the last position and "
+        f"make {hops} hops. Which symbol is at the position you reach?\n"
+        "Finish with a line of the form 'Answer: <symbol>'."
+    )
+
+
+@kernel
+def _query_id(alphabet: int) -> int:
+    return FIRST_SYMBOL + alphabet
+
+
+@kernel
+def _number_id(alphabet: int, number: int) -> int:
+    return FIRST_SYMBOL + alphabet + 1 + number
+
+
+@kernel
+def hop_trace(letters: np.ndarray, hops: int, alphabet: int) -> tuple[np.ndarray, int, int]:
+    """The gold trace of a sequence (ASCII letters) as token ids, and 0 and 0; or, when a
+    hop finds no match, an empty trace, that hop's number and the position it started from."""
+    ids = np.empty(9 + 6 * hops, np.int32)
+    here, left = len(letters), hops
+    symbol = FIRST_SYMBOL + letters[here - 1] - FIRST_LETTER
+    ids[0], ids[1], ids[2], ids[3] = CALL_ID, _number_id(alphabet, left), _number_id(alphabet, here), symbol
+    end = 4
+    while left:
+        # The largest j <= here whose predecessor (index j - 2) holds the symbol.
+        k = here - 2
+        while k >= 0 and FIRST_SYMBOL + letters[k] - FIRST_LETTER != symbol:
+            k -= 1
+        if k < 0:
+            return ids[:0], hops - left + 1, here
+        here, left, symbol = k + 2, left - 1, FIRST_SYMBOL + letters[k + 1] - FIRST_LETTER
+        ids[end], ids[end + 1], ids[end + 2] = SEP_ID, CALL_ID, _number_id(alphabet, left)
+        ids[end + 3], ids[end + 4], ids[end + 5] = _number_id(alphabet, here), symbol, RETURN_ID
+        end += 6
+    ids[end], ids[end + 1], ids[end + 2], ids[end + 3] = SEP_ID, ANSWER_ID, symbol, RETURN_ID
+    return ids[: end + 4], 0, 0
+
+
+@kernel
+def draw_letters(state: np.ndarray, length: int, hops: int, alphabet: int, uniforms: int, template: np.ndarray,
+                 slots: np.ndarray, split: int) -> tuple[np.ndarray, bool]:
+    """One draw from a PCG64 stream (``state``, advanced): ``CANDIDATES`` sequences, one row
+    of ``uniforms`` numbers each; the first whose home split is ``split`` (its split part's
+    canonical JSON is ``template`` with the letters at ``slots``) and True, or the last and
+    False when none is. ``split`` -1: the first, untested."""
+    numbers = np.empty((CANDIDATES, uniforms))
+    for candidate in range(CANDIDATES):
+        for k in range(uniforms):
+            numbers[candidate, k] = next_double(state)
+    letters = build_sequences(numbers, length, hops, alphabet)
+    if split < 0:
+        return letters[0], True
+    text = template.copy()
+    for candidate in range(CANDIDATES):
+        for k in range(length):
+            text[slots[k]] = letters[candidate, k]
+        if split_index(text) == split:
+            return letters[candidate], True
+    return letters[CANDIDATES - 1], False
+
+
+@kernel
+def solve_sequences(states: np.ndarray, length: int, hops: int, alphabet: int, uniforms: int,
+                    template: np.ndarray, slots: np.ndarray, split: int) -> tuple:
+    """A chunk of items, one per PCG64 state: each draws until a candidate's home split is
+    ``split`` (at most ``MAX_ATTEMPTS`` draws, as the dataset allows), and is solved. The
+    letters (a row per item), whether each found a problem at home, the traces as rows of
+    ids, and each answer's id."""
+    count = len(states)
+    letters = np.empty((count, length), np.uint8)
+    found = np.zeros(count, np.bool_)
+    offsets = np.zeros(count + 1, np.int64)
+    answers = np.empty(count, np.int32)
+    traces = np.empty(count * (9 + 6 * hops), np.int32)
+    for item in range(count):
+        state = states[item].copy()
+        for _ in range(MAX_ATTEMPTS):
+            letters[item], found[item] = draw_letters(state, length, hops, alphabet, uniforms, template, slots,
+                                                      split)
+            if found[item]:
+                break
+        ids, _, _ = hop_trace(letters[item], hops, alphabet)
+        traces[offsets[item] : offsets[item] + len(ids)] = ids
+        offsets[item + 1] = offsets[item] + len(ids)
+        answers[item] = ids[len(ids) - 2]
+    return letters, found, traces[: offsets[count]], offsets, answers
 
 
 FIRST_LETTER = ord(SYMBOLS[0])

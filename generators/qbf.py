@@ -17,7 +17,14 @@ any run of items are within a couple of items of ``target``), and whole formulas
 until one has it; the label is computed on each candidate by an exact quantifier
 elimination over bit sets of all assignments, which shares nothing with the traced search,
 and every trace is checked against it. The item's split is tested last, on candidates that
-passed both checks. Drawing, labelling and the propagation check run as one compiled loop.
+passed both checks, so an item's first sample is always at home in its split.
+
+Drawing, labelling and the propagation check run as one compiled loop that reads the
+item's PCG64 stream itself: uniform numbers as ``Generator.random`` gives them, the
+generator moving on in whole blocks of ``NUMBERS_PER_BLOCK`` numbers (``sample`` runs the
+loop on its generator's state and writes the state back). Generation draws and solves a
+chunk of items in one compiled call (``Qbf.solve_chunk``, every size): the draw, the traced
+evaluation, and each item's prompt and answer ids, problem JSON and question.
 
 Prompt: ``E 1 A 2 ... c1 l l l c2 l l l ... ?`` (``E`` exists, ``A`` for all).
 
@@ -47,9 +54,19 @@ import numpy as np
 from pencilbench.generators.answers import one_answer, single
 from pencilbench.generators.compiled import kernel
 from pencilbench.generators.pencil import ANSWER_ID, CALL_ID, RETURN_ID, SEP_ID, SPECIAL_TOKENS, tokens_of
-from pencilbench.generators.sat import clause_lines, clause_tokens, clauses_json
-from pencilbench.generators.seeding import json_bytes, json_int, split_index
-from pencilbench.generators.task import Keep, Task, TaskParams, Trace, knob
+from pencilbench.generators.sat import _clause_text, clause_lines, clause_tokens, clauses_json
+from pencilbench.generators.seeding import (
+    SplitTest,
+    Stream,
+    json_bytes,
+    json_int,
+    next_double,
+    next_word,
+    rng_state,
+    set_rng_state,
+    split_index,
+)
+from pencilbench.generators.task import Keep, Ragged, Solved, Task, TaskParams, Trace, knob
 
 TRUE, FALSE, QUERY = "True", "False", "?"
 QUANTIFIER_TOKENS = {"e": "E", "a": "A"}
@@ -107,12 +124,10 @@ class QbfParams(TaskParams):
 
 
 @kernel
-def _draw_formula(numbers: np.ndarray, position: int, blocks: int, universal: np.ndarray,
-                  clauses: np.ndarray) -> int:
+def _draw_formula(state: np.ndarray, blocks: int, universal: np.ndarray, clauses: np.ndarray) -> int:
     """Draw a prefix over variables 1..n in order (``universal[v - 1]``) and the clauses
     (sorted variables, random signs) into the given arrays, reading uniform numbers in
-    [0, 1) from ``numbers[position:]``; returns the position after the last one read, or -1
-    when they ran out first.
+    [0, 1) from the PCG64 stream ``state`` (advanced in place); returns how many it read.
 
     One number gives all n coins of a random prefix (its top n bits, exactly fair) or the
     first block's coin; one number gives a clause's three variables and signs (uniform up to
@@ -120,19 +135,14 @@ def _draw_formula(numbers: np.ndarray, position: int, blocks: int, universal: np
     distinct or all universal.
     """
     n = universal.shape[0]
-    if position == numbers.shape[0]:
-        return -1
-    number = numbers[position]
-    position += 1
+    number, read = next_double(state), 1
     if blocks == 0:
         coins = np.int64(number * (1 << n))
         for v in range(n):
             universal[v] = coins >> v & 1 == 1
         if coins == (1 << n) - 1:  # every variable universal: one of them turns existential
-            if position == numbers.shape[0]:
-                return -1
-            universal[np.int64(numbers[position] * n)] = False
-            position += 1
+            universal[np.int64(next_double(state) * n)] = False
+            read += 1
     else:
         first = np.int64(number * 2)
         v = 0
@@ -142,10 +152,8 @@ def _draw_formula(numbers: np.ndarray, position: int, blocks: int, universal: np
                 v += 1
     for j in range(clauses.shape[0]):
         while True:
-            if position == numbers.shape[0]:
-                return -1
-            code = np.int64(numbers[position] * (8 * n * n * n))
-            position += 1
+            code = np.int64(next_double(state) * (8 * n * n * n))
+            read += 1
             a, b, c, signs = code % n, code // n % n, code // (n * n) % n, code // (n * n * n)
             if a != b and b != c and a != c and not (universal[a] and universal[b] and universal[c]):
                 break
@@ -156,31 +164,38 @@ def _draw_formula(numbers: np.ndarray, position: int, blocks: int, universal: np
         clauses[j, 0] = (a + 1) if signs & 1 else -(a + 1)
         clauses[j, 1] = (b + 1) if signs & 2 else -(b + 1)
         clauses[j, 2] = (c + 1) if signs & 4 else -(c + 1)
-    return position
+    return read
+
+
+def _work_arrays(params: QbfParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the draw fills: the prefix flags, the clause rows and the elimination's table."""
+    n = params.variables
+    return (np.zeros(n, dtype=np.bool_), np.zeros((params.clauses(), WIDTH), dtype=np.int64),
+            np.empty(max(1, (1 << n) >> WORD_BITS), dtype=np.uint64))
 
 
 def _candidates(params: QbfParams, rng: np.random.Generator, want: bool, checked: bool = True,
                 split: int = -1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """The formulas the compiled loop passes (``checked``: the truth ``want``, not decided by
     propagation, and at home in ``split`` unless it is -1; otherwise every formula drawn), at
-    most ``MAX_DRAWS`` drawn in all.
+    most ``MAX_DRAWS`` drawn in all, from one unbroken stream of ``rng``'s numbers.
 
-    The loop reads uniform numbers that ``rng`` draws a block at a time; a formula the block
-    cannot finish is drawn again from its first number once the block is extended, so the
-    formulas are those of one unbroken stream of numbers.
+    After each formula ``rng`` stands where the draw left it: past the last block of
+    ``NUMBERS_PER_BLOCK`` numbers begun (see :func:`_draw_item`).
     """
-    n, count, blocks = params.variables, params.clauses(), params.prefix_blocks()
-    numbers, position, drawn = rng.random(NUMBERS_PER_BLOCK), 0, 0
+    blocks = params.prefix_blocks()
+    universal, clauses, table = _work_arrays(params)
+    state, read, drawn = rng_state(rng), 0, 0
     while drawn < MAX_DRAWS:
-        universal, clauses, used, position, outcome = _draw_checked(numbers, position, blocks, n, count, want,
-                                                                    checked, split, MAX_DRAWS - drawn)
-        drawn += used
-        if outcome == _FOUND:
-            yield universal, clauses
-        elif outcome == _OUT_OF_NUMBERS:
-            numbers, position = np.concatenate((numbers[position:], rng.random(NUMBERS_PER_BLOCK))), 0
-        else:
+        used, numbers, found = _draw_checked(state, blocks, want, checked, split, MAX_DRAWS - drawn,
+                                             universal, clauses, table)
+        drawn, read = drawn + used, read + numbers
+        reached = state.copy()
+        _finish_block(reached, read, NUMBERS_PER_BLOCK)
+        set_rng_state(rng, reached)
+        if not found:
             return
+        yield universal.copy(), clauses.copy()
 
 
 def draw_formulas(params: QbfParams, rng: np.random.Generator,
@@ -368,37 +383,50 @@ def decided_by_propagation(n: int, order: np.ndarray, forall: np.ndarray, clause
             value[abs(literal)] = wanted
 
 
-_FOUND, _OUT_OF_NUMBERS, _OUT_OF_DRAWS = range(3)
-
-
 @kernel
-def _draw_checked(numbers: np.ndarray, position: int, blocks: int, n: int, count: int, want: bool,
-                  checked: bool, split: int, draws: int) -> tuple[np.ndarray, np.ndarray, int, int, int]:
-    """Draw formulas from ``numbers[position:]`` until one has the truth ``want``, is not
-    decided by propagation and has its home in ``split`` (tested last, and not when -1; any
-    formula when not ``checked``), at most ``draws`` of them.
+def _draw_checked(state: np.ndarray, blocks: int, want: bool, checked: bool, split: int, draws: int,
+                  universal: np.ndarray, clauses: np.ndarray, table: np.ndarray) -> tuple[int, int, bool]:
+    """Draw formulas from the stream ``state`` into ``universal`` and ``clauses`` until one
+    has the truth ``want``, is not decided by propagation and has its home in ``split``
+    (tested last, and not when -1; any formula when not ``checked``), at most ``draws`` of
+    them; ``table`` is the elimination's work space.
 
-    Returns the last formula's prefix flags and clauses, the formulas finished, the position
-    to go on from (the first number of an unfinished formula) and the outcome: ``_FOUND``,
-    ``_OUT_OF_NUMBERS`` or ``_OUT_OF_DRAWS``.
+    Returns the formulas drawn, the numbers read and whether the last one passed.
     """
-    universal = np.zeros(n, dtype=np.bool_)
-    clauses = np.zeros((count, WIDTH), dtype=np.int64)
+    n = universal.shape[0]
     order = np.arange(1, n + 1)
-    table = np.empty(max(1, (1 << n) >> WORD_BITS), dtype=np.uint64)
+    read = 0
     for drawn in range(draws):
-        after = _draw_formula(numbers, position, blocks, universal, clauses)
-        if after < 0:
-            return universal, clauses, drawn, position, _OUT_OF_NUMBERS
-        position = after
+        read += _draw_formula(state, blocks, universal, clauses)
         if not checked:
-            return universal, clauses, drawn + 1, position, _FOUND
+            return drawn + 1, read, True
         care, falsify, never_false = _clause_masks(clauses)
         if _eliminated_truth(order, universal, care, falsify, never_false, table) == want \
                 and not decided_by_propagation(n, order, universal, clauses) \
                 and (split < 0 or home_index(universal, clauses) == split):
-            return universal, clauses, drawn + 1, position, _FOUND
-    return universal, clauses, draws, position, _OUT_OF_DRAWS
+            return drawn + 1, read, True
+    return draws, read, False
+
+
+@kernel
+def _finish_block(state: np.ndarray, read: int, block: int) -> None:
+    """Advance ``state`` past the rest of the block of ``block`` numbers that the last of
+    ``read`` numbers came from: the sampler's generator hands out numbers a block at a time
+    (as ``rng.random(block)`` would), so its state moves on in whole blocks."""
+    for _ in range((block - read % block) % block):
+        next_word(state)
+
+
+@kernel
+def _draw_item(state: np.ndarray, blocks: int, want: bool, split: int, block: int, universal: np.ndarray,
+               clauses: np.ndarray, table: np.ndarray) -> bool:
+    """One item's problem into ``universal`` and ``clauses``: the first formula of the
+    stream ``state`` with the truth ``want``, not decided by propagation and at home in
+    ``split`` (-1: any split), of at most ``MAX_DRAWS``; ``state`` ends past the last block
+    of numbers begun. False when none of them passed."""
+    _, read, found = _draw_checked(state, blocks, want, True, split, MAX_DRAWS, universal, clauses, table)
+    _finish_block(state, read, block)
+    return found
 
 
 @kernel
@@ -497,6 +525,164 @@ def formula_arrays(problem: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, 
     return order, forall, rows
 
 
+# What a chunk writes for each item, as ``solve_problems`` would build it from ``sample``,
+# ``prompt``, ``question`` and ``trace``: the problem's JSON text as ``json.dumps`` writes
+# it, and the question from the same template ``Qbf.question`` fills.
+QUERY_ID, EXISTS_ID, FORALL_ID = (_FIXED_TOKENS.index(token) for token in (QUERY, *QUANTIFIER_TOKENS.values()))
+QUANTIFIER_WORDS = {"e": "exists", "a": "for all"}
+QUESTION = (
+    "Decide whether this quantified Boolean formula is true. Quantifiers, outermost "
+    "first: {prefix}. The quantified part is the conjunction of these clauses; each "
+    "clause holds when at least one of its literals is true, where k means variable k "
+    "is true and -k means variable k is false:\n{clauses}\n"
+    "Finish with a line 'Answer: True' or 'Answer: False'."
+)
+
+
+def _ascii(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("ascii"), np.uint8)
+
+
+_QUESTION_START, _QUESTION_MIDDLE, _QUESTION_END = map(_ascii, re.split(r"\{prefix\}|\{clauses\}", QUESTION))
+_EXISTS_WORD, _FORALL_WORD = _ascii(QUANTIFIER_WORDS["e"] + " "), _ascii(QUANTIFIER_WORDS["a"] + " ")
+_PROBLEM_START, _PROBLEM_PREFIX = _ascii('{"num_vars": '), _ascii(', "prefix": [')
+_PROBLEM_CLAUSES = _ascii('], "clauses": ')
+_EXISTS_PAIR, _FORALL_PAIR = _ascii('["e", '), _ascii('["a", ')
+
+
+@kernel
+def _write_prompt(out: np.ndarray, universal: np.ndarray, clauses: np.ndarray) -> None:
+    """The prompt ``E 1 A 2 ... c1 l l l ... ?`` as token ids, into ``out`` (its length)."""
+    n = universal.shape[0]
+    for v in range(n):
+        out[2 * v] = FORALL_ID if universal[v] else EXISTS_ID
+        out[2 * v + 1] = FIRST_LITERAL_ID + 2 * v
+    at = 2 * n
+    for j in range(clauses.shape[0]):
+        out[at] = FIRST_LITERAL_ID + 2 * n + j
+        at += 1
+        for literal in clauses[j]:
+            out[at] = FIRST_LITERAL_ID + 2 * (abs(literal) - 1) + (literal < 0)
+            at += 1
+    out[at] = QUERY_ID
+
+
+@kernel
+def _write_problem(out: np.ndarray, at: int, universal: np.ndarray, clauses: np.ndarray) -> int:
+    """The problem's JSON text (``json.dumps`` of the dict ``sample`` returns) at
+    ``out[at:]``; returns the position after it."""
+    at = json_bytes(out, at, _PROBLEM_START)
+    at = json_int(out, at, universal.shape[0])
+    at = json_bytes(out, at, _PROBLEM_PREFIX)
+    for v in range(universal.shape[0]):
+        if v:
+            out[at], out[at + 1] = 44, 32  # ", "
+            at += 2
+        at = json_bytes(out, at, _FORALL_PAIR if universal[v] else _EXISTS_PAIR)
+        at = json_int(out, at, v + 1)
+        out[at] = 93  # ]
+        at += 1
+    at = json_bytes(out, at, _PROBLEM_CLAUSES)
+    out[at] = 91  # [
+    at += 1
+    for j in range(clauses.shape[0]):
+        if j:
+            out[at], out[at + 1] = 44, 32
+            at += 2
+        out[at] = 91
+        at += 1
+        for k in range(clauses.shape[1]):
+            if k:
+                out[at], out[at + 1] = 44, 32
+                at += 2
+            at = json_int(out, at, clauses[j, k])
+        out[at] = 93
+        at += 1
+    out[at], out[at + 1] = 93, 125  # ]}
+    return at + 2
+
+
+@kernel
+def _write_question(out: np.ndarray, at: int, universal: np.ndarray, clauses: np.ndarray) -> int:
+    """The question (``QUESTION`` filled as ``Qbf.question`` fills it) at ``out[at:]``;
+    returns the position after it."""
+    at = json_bytes(out, at, _QUESTION_START)
+    for v in range(universal.shape[0]):
+        if v:
+            out[at], out[at + 1] = 44, 32  # ", "
+            at += 2
+        at = json_bytes(out, at, _FORALL_WORD if universal[v] else _EXISTS_WORD)
+        at = json_int(out, at, v + 1)
+    at = json_bytes(out, at, _QUESTION_MIDDLE)
+    lines = _clause_text(clauses.ravel(), np.arange(0, clauses.size + 1, clauses.shape[1]))
+    at = json_bytes(out, at, lines)
+    return json_bytes(out, at, _QUESTION_END)
+
+
+@kernel
+def _solve_items(states: np.ndarray, wants: np.ndarray, n: int, count: int, blocks: int, split: int,
+                 block: int) -> tuple:
+    """Draw and solve one item per row of ``states`` (its PCG64 state, as ``item_rng``
+    gives it), with the truth ``wants[item]``: the draw of ``sample``, the traced evaluation,
+    and the prompt, answer, problem JSON and question as ``solve_problems`` builds them.
+
+    Returns the first item whose draw found no formula and the first whose traced truth
+    differs from the elimination's (-1 when none; the run stops there), then the prompts,
+    traces and answers as ragged rows of ids (values, offsets), the leaves checked, and the
+    problems' and questions' ASCII texts as ragged rows of bytes.
+    """
+    items = states.shape[0]
+    universal = np.zeros(n, dtype=np.bool_)
+    clauses = np.zeros((count, WIDTH), dtype=np.int64)
+    table = np.empty(max(1, (1 << n) >> WORD_BITS), dtype=np.uint64)
+    order = np.arange(1, n + 1)
+    prompt_length = 2 * n + (WIDTH + 1) * count + 1
+    prompts = np.empty(items * prompt_length, dtype=np.int32)
+    prompt_offsets = np.arange(items + 1) * prompt_length
+    answers = np.empty(items, dtype=np.int32)
+    answer_offsets = np.arange(items + 1)
+    pencils = np.empty(items * 64 * n, dtype=np.int32)
+    pencil_offsets = np.zeros(items + 1, dtype=np.int64)
+    leaves = np.zeros(items, dtype=np.int64)
+    # Room for any item's texts: beyond their fixed parts a variable takes at most 12 bytes
+    # and a clause 18 (numbers of up to three characters), so 16 and 32 leave some to spare.
+    problem_room = _PROBLEM_START.size + _PROBLEM_PREFIX.size + _PROBLEM_CLAUSES.size + 16 * n + 32 * count + 8
+    question_room = _QUESTION_START.size + _QUESTION_MIDDLE.size + _QUESTION_END.size + 16 * n + 32 * count
+    problems = np.empty(items * problem_room, dtype=np.uint8)
+    problem_offsets = np.zeros(items + 1, dtype=np.int64)
+    questions = np.empty(items * question_room, dtype=np.uint8)
+    question_offsets = np.zeros(items + 1, dtype=np.int64)
+    failed, wrong = -1, -1
+    for item in range(items):
+        state = states[item].copy()
+        if not _draw_item(state, blocks, wants[item], split, block, universal, clauses, table):
+            failed = item
+            break
+        ids, truth, checked = traced_evaluation(n, order, universal, clauses)
+        if truth != wants[item]:
+            wrong = item
+            break
+        at = pencil_offsets[item]
+        if at + ids.shape[0] > pencils.shape[0]:
+            pencils = np.concatenate((pencils, np.empty(max(pencils.shape[0], ids.shape[0]), dtype=np.int32)))
+        pencils[at : at + ids.shape[0]] = ids
+        pencil_offsets[item + 1] = at + ids.shape[0]
+        leaves[item] = checked
+        answers[item] = TRUE_ID if truth else FALSE_ID
+        _write_prompt(prompts[item * prompt_length : (item + 1) * prompt_length], universal, clauses)
+        problem_offsets[item + 1] = _write_problem(problems, problem_offsets[item], universal, clauses)
+        question_offsets[item + 1] = _write_question(questions, question_offsets[item], universal, clauses)
+    return (failed, wrong, prompts, prompt_offsets, pencils[: pencil_offsets[items]], pencil_offsets, answers,
+            answer_offsets, leaves, problems[: problem_offsets[items]], problem_offsets,
+            questions[: question_offsets[items]], question_offsets)
+
+
+def _texts(data: np.ndarray, offsets: np.ndarray) -> list[str]:
+    """Rows of ASCII bytes as strings: one decode, then slices."""
+    text, bounds = data.tobytes().decode("ascii"), offsets.tolist()
+    return [text[start:end] for start, end in itertools.pairwise(bounds)]
+
+
 class Qbf(Task):
     name = "qbf"
     version = 3
@@ -508,14 +694,14 @@ class Qbf(Task):
     def sample(self, params: QbfParams, rng: np.random.Generator, stratum: float,
                keep: Keep | None = None) -> dict[str, Any]:
         want = stratum < params.target
-        # The compiled loop labels and checks candidates; only the candidates that passed both
-        # have their split tested (a compiled hash of their canonical JSON).
-        for universal, clauses in _candidates(params, rng, want, split=-1 if keep is None else keep.index):
-            return {"num_vars": params.variables, "prefix": _prefix_of(universal.tolist()),
-                    "clauses": clauses.tolist()}
-        kind = "true" if want else "false"
-        raise ValueError(f"qbf at {params.label()}: no {kind} formula that needs search in {MAX_DRAWS} "
-                         "draws; change ratio, or move target away from 0 and 1")
+        universal, clauses, table = _work_arrays(params)
+        state = rng_state(rng)
+        found = _draw_item(state, params.prefix_blocks(), want, -1 if keep is None else keep.index,
+                           NUMBERS_PER_BLOCK, universal, clauses, table)
+        set_rng_state(rng, state)
+        if not found:
+            raise _no_formula(params, want)
+        return {"num_vars": params.variables, "prefix": _prefix_of(universal.tolist()), "clauses": clauses.tolist()}
 
     def prompt(self, params: QbfParams, problem: Mapping[str, Any]) -> list[str]:
         tokens: list[str] = []
@@ -524,31 +710,49 @@ class Qbf(Task):
         return [*tokens, *clause_tokens(problem["clauses"]), QUERY]
 
     def question(self, params: QbfParams, problem: Mapping[str, Any]) -> str:
-        words = {"e": "exists", "a": "for all"}
-        prefix = ", ".join(f"{words[kind]} {var}" for kind, var in problem["prefix"])
-        clauses = clause_lines(problem["clauses"])
-        return (
-            f"Decide whether this quantified Boolean formula is true. Quantifiers, outermost "
-            f"first: {prefix}. The quantified part is the conjunction of these clauses; each "
-            "clause holds when at least one of its literals is true, where k means variable k "
-            f"is true and -k means variable k is false:\n{clauses}\n"
-            "Finish with a line 'Answer: True' or 'Answer: False'."
-        )
+        prefix = ", ".join(f"{QUANTIFIER_WORDS[kind]} {var}" for kind, var in problem["prefix"])
+        return QUESTION.format(prefix=prefix, clauses=clause_lines(problem["clauses"]))
 
     def trace(self, params: QbfParams, problem: Mapping[str, Any]) -> Trace:
         n = problem["num_vars"]
         order, forall, clauses = formula_arrays(problem)
         ids, truth, leaves = traced_evaluation(n, order, forall, clauses)
         if truth != truth_by_elimination(n, order, forall, clauses):
-            raise RuntimeError(f"the traced search answered {truth}, elimination gives {not truth}")
+            raise _disagreement(truth)
         answer = (TRUE if truth else FALSE,)
         return Trace(tuple(tokens_of(ids, self.vocabulary(params))), answer, {"leaves": leaves}, ids=ids)
+
+    def solve_chunk(self, params: QbfParams, stream: Stream, lo: int, hi: int) -> Solved:
+        """Every size runs as one compiled call (:func:`_solve_items`): the draw is
+        ``sample``'s own kernel, so the items are those of the one-at-a-time path."""
+        wants = stream.strata(lo, hi) < params.target
+        (failed, wrong, prompts, prompt_offsets, pencils, pencil_offsets, answers, answer_offsets, leaves,
+         problems, problem_offsets, questions, question_offsets) = _solve_items(
+            stream.states(lo, hi), wants, params.variables, params.clauses(), params.prefix_blocks(),
+            SplitTest(stream.split).index, NUMBERS_PER_BLOCK)
+        if failed >= 0:
+            raise _no_formula(params, bool(wants[failed]))
+        if wrong >= 0:
+            raise _disagreement(not wants[wrong])
+        return Solved(_texts(problems, problem_offsets), _texts(questions, question_offsets),
+                      Ragged(prompts, prompt_offsets), Ragged(pencils, pencil_offsets),
+                      Ragged(answers, answer_offsets), {"leaves": leaves})
 
     def parse_answer(self, params: QbfParams, problem: Mapping[str, Any], text: str) -> tuple[str, ...] | None:
         return one_answer(text, _read_verdict)
 
     def vocabulary(self, params: QbfParams) -> tuple[str, ...]:
         return _vocabulary(params.variables, params.clauses())
+
+
+def _no_formula(params: QbfParams, want: bool) -> ValueError:
+    kind = "true" if want else "false"
+    return ValueError(f"qbf at {params.label()}: no {kind} formula that needs search in {MAX_DRAWS} draws; "
+                      "change ratio, or move target away from 0 and 1")
+
+
+def _disagreement(traced: bool) -> RuntimeError:
+    return RuntimeError(f"the traced search answered {traced}, elimination gives {not traced}")
 
 
 @functools.lru_cache(maxsize=64)

@@ -2,7 +2,9 @@
 
 Instance ``i`` draws from one PCG64 stream whose 128-bit state and increment are a BLAKE2b
 digest of ``(task, params, split, seed, i)``. Items are random access, so sharding,
-resuming and parallel generation give the same bytes.
+resuming and parallel generation give the same bytes. :func:`next_word` and
+:func:`next_double` draw the same numbers as numpy in compiled code, so a task can draw and
+solve a whole chunk of items in one kernel call (:class:`Stream`).
 
 Splits never share a problem: every problem has a home split, a function of a hash of its
 canonical JSON (sorted keys, no spaces), and an item keeps drawing from its stream until it
@@ -57,7 +59,7 @@ class SplitTest:
     """The test an item applies to its candidates' split parts: is their home ``split``?
 
     A compiled sampler may run it where it draws, comparing ``index`` with
-    :func:`split_index` of each candidate's canonical JSON bytes (:func:`first_at_home`).
+    :func:`split_index` of each candidate's canonical JSON bytes (see :class:`Template`).
     """
 
     split: str
@@ -90,28 +92,40 @@ def split_index(data):  # noqa: ANN001, ANN201 (compiled)
 
 
 @dataclass(frozen=True, eq=False)
-class JsonTemplate:
-    """Canonical JSON of a problem shape, with the places its variable bytes go: a compiled
-    sampler fills it with each candidate's bytes and tests them all with
-    :func:`first_at_home`, where hashing each candidate's JSON would cost more than drawing
-    it. Built from a part whose variable bytes are all ``placeholder``, a byte that occurs
-    nowhere else in its JSON."""
+class Template:
+    """ASCII text of a fixed shape with the places its variable bytes go: a compiled sampler
+    fills a problem's canonical JSON with each candidate's bytes to test their home splits
+    with :func:`split_index`, where building each candidate's JSON would cost more than
+    drawing it, and a chunk solver writes a run of problems' JSON texts and questions at
+    once. Built
+    from a text whose variable bytes are all ``placeholder``, a byte that occurs nowhere else
+    in it."""
 
     bytes: np.ndarray
     slots: np.ndarray
 
     @classmethod
-    def of(cls, part: Mapping[str, Any], placeholder: str) -> JsonTemplate:
-        text = np.frombuffer(canonical_json(part), dtype=np.uint8)
-        return cls(text, np.flatnonzero(text == ord(placeholder)))
+    def of(cls, text: str, placeholder: str) -> Template:
+        data = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+        return cls(data, np.flatnonzero(data == ord(placeholder)))
 
-    def first_at_home(self, fills: np.ndarray, split: int) -> int:
-        """The first row of ``fills`` (one candidate's variable bytes per row) whose home
-        split is ``split``; -1 when none is."""
+    @classmethod
+    def canonical(cls, part: Mapping[str, Any], placeholder: str) -> Template:
+        """A problem part's canonical JSON, the bytes its home split is hashed from."""
+        return cls.of(canonical_json(part).decode("ascii"), placeholder)
+
+    def fill(self, fills: np.ndarray) -> np.ndarray:
+        """The text for each row of ``fills`` (one text's variable bytes per row), a row of
+        bytes each."""
         rows = np.empty((len(fills), len(self.bytes)), dtype=np.uint8)
         rows[:] = self.bytes
         rows[:, self.slots] = fills
-        return first_at_home(rows, split)
+        return rows
+
+    def texts(self, fills: np.ndarray) -> list[str]:
+        """The text for each row of ``fills`` (ASCII bytes), as strings."""
+        width, block = len(self.bytes), self.fill(fills).tobytes().decode("ascii")
+        return [block[start : start + width] for start in range(0, len(block), width)]
 
 
 @kernel
@@ -164,14 +178,9 @@ def json_bytes(out, at, text):  # noqa: ANN001, ANN201 (compiled)
     return at + len(text)
 
 
-@kernel
-def first_at_home(rows, split):  # noqa: ANN001, ANN201 (compiled)
-    """The first of several candidates, given as rows of canonical JSON bytes (a uint8
-    matrix), whose home split is ``split`` (an index into ``SPLITS``); -1 when none is."""
-    for row in range(rows.shape[0]):
-        if split_index(rows[row]) == split:
-            return row
-    return -1
+def too_few_problems(task: str, label: str, split: str) -> ValueError:
+    """The error of an item that found no problem at home in ``MAX_ATTEMPTS`` draws."""
+    return ValueError(f"{task} at {label} has too few distinct problems to fill split {split!r}")
 
 
 def check_split(split: str) -> str:
@@ -192,8 +201,11 @@ _GOLDEN = 0.6180339887498949
 def stratum(task: str, params_key: str, split: str, seed: int, index: int) -> float:
     """Item ``index``'s point in a golden-ratio sequence started at a stream-specific
     offset: any run of n consecutive items covers [0, 1) with O(log n) discrepancy."""
-    offset = stable_id(f"{task}|{params_key}|{split}|{seed}") / 2**32
-    return (offset + index * _GOLDEN) % 1.0
+    return (_stratum_offset(task, params_key, split, seed) + index * _GOLDEN) % 1.0
+
+
+def _stratum_offset(task: str, params_key: str, split: str, seed: int) -> float:
+    return stable_id(f"{task}|{params_key}|{split}|{seed}") / 2**32
 
 
 def item_digest(task: str, params_key: str, split: str, seed: int, index: int) -> bytes:
@@ -214,15 +226,23 @@ class Stream:
     def states(self, lo: int, hi: int) -> np.ndarray:
         """Each item's PCG64 at the start of its stream, one row of four 64-bit words per
         item (``[state low, state high, increment low, increment high]``), for
-        :func:`next_word` and :func:`next_double`."""
-        digests = b"".join(item_digest(self.task, self.params_key, self.split, self.seed, i) for i in range(lo, hi))
-        states = np.frombuffer(digests, dtype="<u8").reshape(hi - lo, 4).astype(np.uint64)
+        :func:`next_word` and :func:`next_double`: :func:`item_digest` of each, its common
+        start hashed once."""
+        start = hashlib.blake2b(f"{self.task}\0{self.params_key}\0{self.split}\0{self.seed}\0".encode(),
+                                digest_size=32)
+        digests = []
+        for index in range(lo, hi):
+            digest = start.copy()
+            digest.update(b"%d" % index)
+            digests.append(digest.digest())
+        states = np.frombuffer(b"".join(digests), dtype="<u8").reshape(hi - lo, 4).astype(np.uint64)
         states[:, 2] |= np.uint64(1)
         return states
 
     def strata(self, lo: int, hi: int) -> np.ndarray:
-        """Each item's :func:`stratum`."""
-        return np.array([stratum(self.task, self.params_key, self.split, self.seed, i) for i in range(lo, hi)])
+        """Each item's :func:`stratum` (the same arithmetic, on arrays)."""
+        offset = _stratum_offset(self.task, self.params_key, self.split, self.seed)
+        return (offset + np.arange(lo, hi, dtype=np.int64).astype(np.float64) * _GOLDEN) % 1.0
 
 
 def rng_state(rng: np.random.Generator) -> np.ndarray:

@@ -1,18 +1,20 @@
 """Seeding, determinism, split disjointness and export round trips."""
 
+import dataclasses
 import json
 import os
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from pencilbench.bench.verify import record_problems
-from pencilbench.generators.dataset import Spec, generate, make_record, map_chunks, trace_problems
+from pencilbench.generators.dataset import Spec, generate, make_record, map_chunks, record_from_problem, trace_problems
 from pencilbench.generators.export import read_records, write_generated, write_records, write_segments
 from pencilbench.generators.pencil import replay
 from pencilbench.generators.registry import get_task
 from pencilbench.generators.seeding import SPLITS, home_split, problem_hash
-from pencilbench.generators.task import Trace
+from pencilbench.generators.task import Ragged, Trace
 
 
 def test_items_are_random_access():
@@ -145,6 +147,34 @@ def test_a_broken_gold_trace_is_never_written(monkeypatch, pencil, answer, why):
     task, params = Spec("addition", {"operands": 2, "digits": 2}).resolve()
     monkeypatch.setattr(type(task), "trace", lambda self, params, problem: Trace(pencil, answer))
     with pytest.raises(RuntimeError, match=why):
+        record_from_problem(task, params, {"operands": ["12", "34"]}, split="train", seed=0, index=0)
+    monkeypatch.setattr(type(task), "solve_chunk", lambda *args: None)  # one at a time, through trace
+    with pytest.raises(RuntimeError, match=why):
+        make_record(task, params, "train", 0, 0)
+
+
+def _values(change):
+    """A change to a run of rows' ids, as a change to the rows."""
+    return lambda rows: Ragged(change(rows.values).astype(np.int32), rows.offsets)
+
+
+@pytest.mark.parametrize(("part", "change", "why"), [
+    ("pencils", _values(lambda ids: np.where(ids == ids.max(), 999, ids)), "an id outside the task's vocabulary"),
+    ("answers", _values(lambda ids: ids - 100), "an id outside the task's vocabulary"),
+    ("prompts", _values(lambda ids: np.where(np.arange(len(ids)) == 3, 0, ids)), "the prompt holds a marker"),
+    ("pencils", lambda rows: Ragged.of([rows.row(i)[:-1] for i in range(len(rows))]), "does not leave exactly"),
+    ("answers", _values(lambda ids: (ids + 1) % 10 + 4), "does not leave exactly"),
+])
+def test_what_a_chunk_solver_returns_is_checked_like_any_trace(monkeypatch, part, change, why):
+    task, params = Spec("addition", {"operands": 2, "digits": 3}).resolve()
+    solve = type(task).solve_chunk
+
+    def broken(self, params, stream, lo, hi):
+        solved = solve(self, params, stream, lo, hi)
+        return dataclasses.replace(solved, **{part: change(getattr(solved, part))})
+
+    monkeypatch.setattr(type(task), "solve_chunk", broken)
+    with pytest.raises(RuntimeError, match=f"gold trace of addition-train-0-[0-9a-f]{{8}}-0 is invalid: .*{why}"):
         make_record(task, params, "train", 0, 0)
 
 
@@ -239,7 +269,6 @@ def test_an_unwritable_segments_file_leaves_no_records_file(tmp_path):
 def test_tasks_that_draw_candidates_test_the_split_on_them(task, params, monkeypatch):
     # The split is tested on each candidate inside the task, so an item samples once; a
     # task that drew a whole labelled problem first would be sampled about three times.
-    # Items are drawn one at a time here (a chunk solver draws without calling ``sample``).
     owner = type(get_task(task))
     calls = []
     original = owner.sample
@@ -249,7 +278,8 @@ def test_tasks_that_draw_candidates_test_the_split_on_them(task, params, monkeyp
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(owner, "sample", counted)
-    monkeypatch.setattr(owner, "solve_chunk", lambda self, params, stream, lo, hi: None)
+    # Items drawn one at a time, through sample (a chunk solver draws as its sample does).
+    monkeypatch.setattr(owner, "solve_chunk", lambda self, *args: None)
     for split in SPLITS:
         records = list(generate(Spec(task, params, split, 3), 20))
         assert all(home_split(get_task(task).split_part(r["problem"])) == split for r in records)

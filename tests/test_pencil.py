@@ -18,9 +18,10 @@ from pencilbench.generators.pencil import (
     replay_codes,
     segments,
     strip_markers,
-    text_of,
+    texts_of,
     tokens_of,
 )
+from pencilbench.generators.task import Ragged
 
 
 def reduce_literally(prompt, generated):
@@ -214,8 +215,8 @@ def test_vocabulary_ids_round_trip_and_reject_unknown_or_spaced_tokens():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.integers(0, 6), max_size=40))
-def test_compiled_join_equals_joining_the_tokens(positions):
+@given(st.lists(st.lists(st.integers(0, 6), max_size=40), max_size=6))
+def test_compiled_join_equals_joining_the_tokens(rows):
     vocabulary = (*SPECIAL_TOKENS, "x", "yz", "ünï")
-    ids = np.array(positions, dtype=np.int32)
-    assert text_of(ids, vocabulary) == " ".join(tokens_of(ids, vocabulary))
+    ids = [np.array(row, dtype=np.int32) for row in rows]
+    assert texts_of(Ragged.of(ids), vocabulary).to_pylist() == [" ".join(tokens_of(row, vocabulary)) for row in ids]

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from pencilbench.generators import addition, phop
 from pencilbench.generators.addition import TASK as ADDITION
-from pencilbench.generators.addition import decimal_digits
 from pencilbench.generators.dataset import record_from_problem
 from pencilbench.generators.phop import SYMBOLS, build_sequences
 from pencilbench.generators.phop import TASK as PHOP
@@ -119,7 +118,7 @@ def candidates(task, params, seed: int) -> list[dict]:
                                params.alphabet)
         return [{"sequence": list(row.tobytes().decode()), "hops": params.hops} for row in rows]
     d = params.digits
-    rows = decimal_digits(rng.random(addition.CANDIDATES * params.operands * d))
+    rows = (ord("0") + rng.random(addition.CANDIDATES * params.operands * d) * 10).astype(np.uint8)
     text = rows.tobytes().decode()
     size = params.operands * d
     return [{"operands": [text[i : i + d] for i in range(start, start + size, d)]}

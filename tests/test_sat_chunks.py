@@ -21,7 +21,7 @@ RANGES = [(0, 300), (987_654_321, 987_654_361)]
 
 def one_at_a_time(params, split, seed, lo, hi):
     problems = [dataset.draw_problem(TASK, params, split, seed, i) for i in range(lo, hi)]
-    names = [dataset.record_id(TASK, params, split, seed, i) for i in range(lo, hi)]
+    names = dataset.record_ids(TASK, params, split, seed, lo, hi)
     return dataset.solve_problems(TASK, params, problems, names)
 
 
