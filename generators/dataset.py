@@ -359,7 +359,8 @@ def make_table(spec: Spec, start: int, stop: int) -> pa.Table:
 # What one chunk aims to cost: long enough that the cost per chunk (a few hundred
 # microseconds of pickling and messaging in a pool) stays small, short enough that every
 # process stays busy to the end and large instances are held a few at a time.
-CHUNK_SECONDS = 0.05
+CHUNK_SECONDS = 0.02
+AHEAD = 4  # chunks queued for each pool process: enough to keep it busy while this one works
 
 
 @dataclass(frozen=True)
@@ -413,15 +414,13 @@ def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, s
 
 def _pooled(spec: Spec, end: int, work: Callable[[Spec, int, int], T], start: int, workers: int,
             chunk: int | None, shipping: Shipping | None) -> Iterator[T]:
-    """Chunks run in ``workers - 1`` pool processes and in this one: whenever the next
-    result in order is not ready, this process does the next chunk itself instead of
-    waiting, so ``workers`` processes generate, results cross a pipe only for the pool's
-    share, and the writing this process does between results is taken from its own share."""
-    slots: deque[Future[tuple[float, int, T]] | tuple[float, int, T]] = deque()  # in chunk order
+    """Chunks run in ``workers - 1`` pool processes, each kept ``AHEAD`` chunks ahead, and in
+    this one: whenever the next result in order is not ready, this process does the next
+    chunk itself instead of waiting, so ``workers`` processes generate, only the pool's
+    share of the results is handed over, and this process's writing between results is
+    taken from its own share."""
+    slots: deque[Future[tuple[float, int, Any]] | tuple[float, int, T]] = deque()  # in chunk order
     lo, size, in_pool = start, chunk or 8, 0
-    # This process writes as well, so it takes a chunk only while it has spent less CPU time
-    # than a pool process has: then every process finishes at about the same time.
-    began, pool_seconds = time.process_time(), 0.0
 
     def next_range() -> tuple[int, int]:
         step = size if chunk is not None else max(1, min(size, (end - lo) // (2 * workers)))
@@ -429,13 +428,12 @@ def _pooled(spec: Spec, end: int, work: Callable[[Spec, int, int], T], start: in
 
     with ProcessPoolExecutor(max_workers=workers - 1) as pool:
         while lo < end or slots:
-            while lo < end and in_pool < 2 * (workers - 1):
+            while lo < end and in_pool < AHEAD * (workers - 1):
                 piece = next_range()
                 slots.append(pool.submit(_timed_work, work, spec, *piece, shipping and shipping.pack))
                 lo, in_pool = piece[1], in_pool + 1
             head = slots[0]
-            behind = time.process_time() - began < pool_seconds / (workers - 1)
-            if isinstance(head, Future) and not head.done() and lo < end and behind:
+            if isinstance(head, Future) and not head.done() and lo < end:
                 piece = next_range()
                 slots.append(_timed_work(work, spec, *piece))
                 lo = piece[1]
@@ -443,7 +441,6 @@ def _pooled(spec: Spec, end: int, work: Callable[[Spec, int, int], T], start: in
             slots.popleft()
             if isinstance(head, Future):
                 head, in_pool = head.result(), in_pool - 1
-                pool_seconds += head[0]
                 if shipping is not None:
                     head = (head[0], head[1], shipping.unpack(head[2]))
             seconds, items, result = head

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import os
 import shutil
@@ -32,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pencilbench.generators.dataset import (
+    AHEAD,
     FIELDS,
     JSON_FIELDS,
     RECORD_SCHEMA,
@@ -127,17 +129,20 @@ def write_generated(path: str | Path, spec: Spec, count: int, *, start: int = 0,
 
 @contextlib.contextmanager
 def _parking(workers: int) -> Iterator[Shipping | None]:
-    """How pool processes hand their Arrow tables over: each as an Arrow file in a folder of
-    this run in shared memory (``/dev/shm`` where there is one), which this process maps
-    without copying it. Pickling a table instead costs a fifth to a third of what making a
-    small record does. ``None`` with one process."""
+    """How pool processes hand their Arrow tables over: as Arrow files in a folder of this
+    run in shared memory (``/dev/shm`` where there is one), which this process reads back.
+    Each pool process rewrites its own few files in turn, so their memory stays allocated
+    from chunk to chunk; pickling a table, or a fresh file per chunk, costs a fifth to a
+    third of what making a small record does. ``None`` with one process."""
     if workers == 1:
         yield None
         return
     shared = Path("/dev/shm")
     folder = tempfile.mkdtemp(prefix="pencilbench-", dir=shared if shared.is_dir() else None)
     try:
-        yield Shipping(functools.partial(_park_chunk, folder=folder), _unpark_chunk)
+        # A pool process has at most this many chunks handed over and not yet read here
+        # (see ``map_chunks``), so it can reuse its files in turn.
+        yield Shipping(functools.partial(_park_chunk, folder=folder, files=AHEAD * (workers - 1)), _unpark_chunk)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -147,18 +152,25 @@ class _Parked:
     path: str
 
 
-def _park_chunk(encoded: tuple[Encoded, Encoded | None], *, folder: str) -> tuple[Any, Any]:
-    return tuple(part if part is None else (part[0], _park(part[1], folder)) for part in encoded)
+_parked_chunks = itertools.count()  # chunks this (pool) process has handed over
 
 
-def _park(payload: str | pa.Table, folder: str) -> str | pa.Table | _Parked:
-    """A table written to ``folder`` (the table itself when it does not fit there)."""
+def _park_chunk(encoded: tuple[Encoded, Encoded | None], *, folder: str, files: int) -> tuple[Any, Any]:
+    slot = next(_parked_chunks) % files
+    return tuple(part if part is None else (part[0], _park(part[1], f"{folder}/{os.getpid()}-{slot}-{kind}.arrow"))
+                 for kind, part in enumerate(encoded))
+
+
+def _park(payload: str | pa.Table, path: str) -> str | pa.Table | _Parked:
+    """A table written to the file ``path``, over what it held (the table itself when it
+    does not fit there)."""
     if not isinstance(payload, pa.Table):
         return payload
-    descriptor, path = tempfile.mkstemp(suffix=".arrow", dir=folder)
     try:
-        with open(descriptor, "wb") as out, pa.ipc.new_file(out, payload.schema) as writer:
-            writer.write_table(payload)
+        with open(path, "r+b" if os.path.exists(path) else "wb") as out:
+            with pa.ipc.new_file(out, payload.schema) as writer:
+                writer.write_table(payload)
+            out.truncate()
     except OSError:  # a small /dev/shm (containers often have 64 MB): the table goes by pipe
         Path(path).unlink(missing_ok=True)
         return payload
@@ -170,11 +182,11 @@ def _unpark_chunk(parked: tuple[Any, Any]) -> tuple[Encoded, Encoded | None]:
 
 
 def _unpark(payload: str | pa.Table | _Parked) -> str | pa.Table:
+    """A parked table read back into this process's memory (its file is then free)."""
     if not isinstance(payload, _Parked):
         return payload
-    table = pa.ipc.open_file(pa.memory_map(payload.path)).read_all()
-    os.unlink(payload.path)  # the mapping keeps the data until the table is written
-    return table
+    with pa.OSFile(payload.path) as source:
+        return pa.ipc.open_file(source).read_all()
 
 
 Encoded = tuple[int, "str | pa.Table"]

@@ -184,6 +184,18 @@ def test_trace_problems_names_a_marker_in_the_prompt():
     assert found == ["the prompt holds a marker or [ANSWER]"]
 
 
+def test_parquet_pages_do_not_follow_the_chunks(tmp_path):
+    # Long text columns fill several data pages per row group; their bytes must not depend
+    # on where the chunks that brought the rows began.
+    spec = Spec("sat", {"variables": 10}, "validation", 2)
+    runs = {(workers, chunk): tmp_path / f"out-{workers}-{chunk}.parquet"
+            for workers, chunk in ((1, 2100), (1, 7), (2, 300))}
+    for (workers, chunk), path in runs.items():
+        write_generated(path, spec, 2100, workers=workers, chunk=chunk)
+    first, *others = (path.read_bytes() for path in runs.values())
+    assert all(other == first for other in others)
+
+
 @pytest.mark.parametrize(("suffix", "group_bytes"), [(".parquet", 1 << 30), (".parquet", 4000), (".jsonl", 4000)])
 def test_generated_files_have_the_bytes_of_written_records_for_any_workers(tmp_path, monkeypatch, suffix,
                                                                            group_bytes):
