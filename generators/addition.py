@@ -33,10 +33,10 @@ from pencilbench.generators.seeding import (
     SplitTest,
     Stream,
     Template,
+    first_at_home,
     next_double,
     rng_state,
     set_rng_state,
-    split_index,
     too_few_problems,
 )
 from pencilbench.generators.task import Keep, Ragged, Solved, Task, TaskParams, Trace, knob
@@ -205,13 +205,8 @@ def draw_digits(state: np.ndarray, size: int, template: np.ndarray, slots: np.nd
             digits[candidate, k] = ord("0") + int(next_double(state) * 10)
     if split < 0:
         return digits[0], True
-    text = template.copy()
-    for candidate in range(CANDIDATES):
-        for k in range(size):
-            text[slots[k]] = digits[candidate, k]
-        if split_index(text) == split:
-            return digits[candidate], True
-    return digits[CANDIDATES - 1], False
+    chosen = first_at_home(digits, template, slots, split)
+    return digits[chosen], chosen >= 0  # -1: none at home, and the last
 
 
 @kernel

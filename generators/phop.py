@@ -47,10 +47,10 @@ from pencilbench.generators.seeding import (
     SplitTest,
     Stream,
     Template,
+    first_at_home,
     next_double,
     rng_state,
     set_rng_state,
-    split_index,
     too_few_problems,
 )
 from pencilbench.generators.task import Keep, Ragged, Solved, Task, TaskParams, Trace, knob
@@ -243,13 +243,8 @@ def draw_letters(state: np.ndarray, length: int, hops: int, alphabet: int, unifo
     letters = build_sequences(numbers, length, hops, alphabet)
     if split < 0:
         return letters[0], True
-    text = template.copy()
-    for candidate in range(CANDIDATES):
-        for k in range(length):
-            text[slots[k]] = letters[candidate, k]
-        if split_index(text) == split:
-            return letters[candidate], True
-    return letters[CANDIDATES - 1], False
+    chosen = first_at_home(letters, template, slots, split)
+    return letters[chosen], chosen >= 0  # -1: none at home, and the last
 
 
 @kernel

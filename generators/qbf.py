@@ -60,6 +60,7 @@ from pencilbench.generators.seeding import (
     Stream,
     json_bytes,
     json_int,
+    json_int_rows,
     next_double,
     next_word,
     rng_state,
@@ -583,23 +584,9 @@ def _write_problem(out: np.ndarray, at: int, universal: np.ndarray, clauses: np.
         out[at] = 93  # ]
         at += 1
     at = json_bytes(out, at, _PROBLEM_CLAUSES)
-    out[at] = 91  # [
-    at += 1
-    for j in range(clauses.shape[0]):
-        if j:
-            out[at], out[at + 1] = 44, 32
-            at += 2
-        out[at] = 91
-        at += 1
-        for k in range(clauses.shape[1]):
-            if k:
-                out[at], out[at + 1] = 44, 32
-                at += 2
-            at = json_int(out, at, clauses[j, k])
-        out[at] = 93
-        at += 1
-    out[at], out[at + 1] = 93, 125  # ]}
-    return at + 2
+    at = json_int_rows(out, at, clauses, True)
+    out[at] = 125  # }
+    return at + 1
 
 
 @kernel

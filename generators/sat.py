@@ -230,7 +230,7 @@ def _put_clause_text(out, at, flat, offsets):
 
 
 _NUM_VARS_OPEN = np.frombuffer(b'{"num_vars": ', np.uint8)
-_CLAUSES_OPEN = np.frombuffer(b', "clauses": [', np.uint8)
+_CLAUSES_OPEN = np.frombuffer(b', "clauses": ', np.uint8)
 
 
 @kernel
@@ -240,21 +240,9 @@ def _put_problem_json(out, at, formula, num_vars):
     at = json_bytes(out, at, _NUM_VARS_OPEN)
     at = json_int(out, at, num_vars)
     at = json_bytes(out, at, _CLAUSES_OPEN)
-    for r in range(formula.shape[0]):
-        if r:
-            out[at], out[at + 1] = 44, 32  # ", "
-            at += 2
-        out[at] = 91  # [
-        at += 1
-        for c in range(formula.shape[1]):
-            if c:
-                out[at], out[at + 1] = 44, 32
-                at += 2
-            at = json_int(out, at, formula[r, c])
-        out[at] = 93  # ]
-        at += 1
-    out[at], out[at + 1] = 93, 125  # ]}
-    return at + 2
+    at = json_int_rows(out, at, formula, True)
+    out[at] = 125  # }
+    return at + 1
 
 
 def clause_lines(clauses: Sequence[Sequence[int]]) -> str:

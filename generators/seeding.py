@@ -150,25 +150,47 @@ def json_int(out, at, value):  # noqa: ANN001, ANN201 (compiled)
 
 
 @kernel
-def json_int_rows(out, at, rows):  # noqa: ANN001, ANN201 (compiled)
-    """Write a matrix of integers as a JSON list of lists; return the position after it."""
+def json_int_rows(out, at, rows, spaced=False):  # noqa: ANN001, ANN201 (compiled)
+    """Write a matrix of integers as a JSON list of lists, its items apart by ``,`` (as
+    canonical JSON has them) or, ``spaced``, by ``, `` (as ``json.dumps`` writes them);
+    return the position after it."""
     out[at] = 91  # [
     at += 1
     for row in range(rows.shape[0]):
         if row:
-            out[at] = 44  # ,
-            at += 1
+            at = _json_comma(out, at, spaced)
         out[at] = 91
         at += 1
         for column in range(rows.shape[1]):
             if column:
-                out[at] = 44
-                at += 1
+                at = _json_comma(out, at, spaced)
             at = json_int(out, at, rows[row, column])
         out[at] = 93  # ]
         at += 1
     out[at] = 93
     return at + 1
+
+
+@kernel
+def _json_comma(out, at, spaced):  # noqa: ANN001, ANN202 (compiled)
+    out[at] = 44  # ,
+    if spaced:
+        out[at + 1] = 32
+        return at + 2
+    return at + 1
+
+
+@kernel
+def first_at_home(fills, template, slots, split):  # noqa: ANN001, ANN201 (compiled)
+    """The first row of ``fills`` whose text (``template``, a :class:`Template`'s bytes,
+    with the row's bytes at ``slots``) has its home in ``split``; -1 when none has."""
+    text = template.copy()
+    for row in range(fills.shape[0]):
+        for k in range(len(slots)):
+            text[slots[k]] = fills[row, k]
+        if split_index(text) == split:
+            return row
+    return -1
 
 
 @kernel

@@ -4,6 +4,7 @@ the same items drawn and solved one at a time."""
 import numpy as np
 import pyarrow as pa
 import pytest
+from chunk_checks import assert_same_solved, one_at_a_time
 from pencilbench.generators import addition, dataset, phop
 from pencilbench.generators.registry import TASKS, get_task
 from pencilbench.generators.seeding import (
@@ -56,11 +57,6 @@ def test_templates_fill_their_slots_in_order():
     assert template.texts(fills) == ['{"digits": "12"} and 3', '{"digits": "45"} and 6']
 
 
-def one_at_a_time(task, params, split, seed, lo, hi):
-    problems = [dataset.draw_problem(task, params, split, seed, i) for i in range(lo, hi)]
-    return dataset.solve_problems(task, params, problems, [str(i) for i in range(lo, hi)])
-
-
 SIZES = [
     ("addition", {"operands": 2, "digits": 4}),
     ("addition", {"operands": 12, "digits": 1}),
@@ -79,15 +75,8 @@ def test_a_chunk_solves_the_items_one_at_a_time_would(name, values, split):
     task = get_task(name)
     params = task.params(values)
     for seed, lo, hi in ((3, 0, 120), (7, 10**12, 10**12 + 30)):
-        fast = task.solve_chunk(params, Stream(name, params.key(), split, seed), lo, hi)
-        slow = one_at_a_time(task, params, split, seed, lo, hi)
-        assert fast.problems == slow.problems
-        assert fast.questions == slow.questions
-        for part in ("prompts", "pencils", "answers"):
-            assert np.array_equal(getattr(fast, part).values, getattr(slow, part).values), part
-            assert np.array_equal(getattr(fast, part).offsets, getattr(slow, part).offsets), part
-        assert fast.stats.keys() == slow.stats.keys()
-        assert all(np.array_equal(fast.stats[key], slow.stats[key]) for key in fast.stats)
+        assert_same_solved(task.solve_chunk(params, Stream(name, params.key(), split, seed), lo, hi),
+                           one_at_a_time(task, params, split, seed, lo, hi))
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pyarrow as pa
 import pytest
+from chunk_checks import assert_same_solved, one_at_a_time
 from pencilbench.generators import dataset
 from pencilbench.generators.qbf import NUMBERS_PER_BLOCK, _draw_checked, _work_arrays
 from pencilbench.generators.registry import get_task
@@ -19,24 +20,6 @@ SIZES = [*TASK.benchmark_sizes, PERF_GOAL, {"variables": 9, "prefix": "blocks", 
 FAR = 10**12  # a chunk far along the stream
 
 
-def one_at_a_time(params, split, seed, lo, hi):
-    names = dataset.record_ids(TASK, params, split, seed, lo, hi)
-    problems = [dataset.draw_problem(TASK, params, split, seed, i) for i in range(lo, hi)]
-    return dataset.solve_problems(TASK, params, problems, names)
-
-
-def assert_same_solved(chunk, single):
-    assert chunk.problems == single.problems
-    assert chunk.questions == single.questions
-    for field in ("prompts", "pencils", "answers"):
-        ours, theirs = getattr(chunk, field), getattr(single, field)
-        assert ours.values.dtype == theirs.values.dtype and np.array_equal(ours.values, theirs.values), field
-        assert ours.offsets.dtype == theirs.offsets.dtype and np.array_equal(ours.offsets, theirs.offsets), field
-    assert list(chunk.stats) == list(single.stats)
-    for name, column in single.stats.items():
-        assert chunk.stats[name].dtype == column.dtype and np.array_equal(chunk.stats[name], column), name
-
-
 @pytest.mark.parametrize("values", SIZES, ids=lambda values: " ".join(f"{k}={v}" for k, v in values.items()))
 def test_a_chunk_is_the_items_drawn_and_solved_one_at_a_time(values):
     params = TASK.params(values)
@@ -47,7 +30,7 @@ def test_a_chunk_is_the_items_drawn_and_solved_one_at_a_time(values):
         for seed in (0, 7):
             for lo in (0, FAR):
                 chunk = TASK.solve_chunk(params, Stream("qbf", params.key(), split, seed), lo, lo + count)
-                assert_same_solved(chunk, one_at_a_time(params, split, seed, lo, lo + count))
+                assert_same_solved(chunk, one_at_a_time(TASK, params, split, seed, lo, lo + count))
 
 
 def test_chunking_does_not_change_the_records():

@@ -5,6 +5,7 @@ draw left its stream."""
 import numpy as np
 import pyarrow as pa
 import pytest
+from chunk_checks import assert_same_solved, one_at_a_time
 from pencilbench.generators import dataset, sat
 from pencilbench.generators.seeding import SPLITS, SplitTest, Stream, next_double, rng_state
 
@@ -19,24 +20,6 @@ CHUNKED_SIZES = [
 RANGES = [(0, 300), (987_654_321, 987_654_361)]
 
 
-def one_at_a_time(params, split, seed, lo, hi):
-    problems = [dataset.draw_problem(TASK, params, split, seed, i) for i in range(lo, hi)]
-    names = dataset.record_ids(TASK, params, split, seed, lo, hi)
-    return dataset.solve_problems(TASK, params, problems, names)
-
-
-def assert_same_solved(chunk, expected):
-    assert chunk.problems == expected.problems
-    assert chunk.questions == expected.questions
-    for field in ("prompts", "pencils", "answers"):
-        got, want = getattr(chunk, field), getattr(expected, field)
-        assert got.values.dtype == want.values.dtype and np.array_equal(got.values, want.values), field
-        assert got.offsets.dtype == want.offsets.dtype and np.array_equal(got.offsets, want.offsets), field
-    assert list(chunk.stats) == list(expected.stats)
-    for name, column in expected.stats.items():
-        assert chunk.stats[name].dtype == column.dtype and np.array_equal(chunk.stats[name], column), name
-
-
 @pytest.mark.parametrize("values", CHUNKED_SIZES, ids=lambda values: "-".join(map(str, values.values())))
 @pytest.mark.parametrize("seed", [0, 7])
 def test_chunks_equal_items_solved_one_at_a_time(values, seed):
@@ -45,7 +28,7 @@ def test_chunks_equal_items_solved_one_at_a_time(values, seed):
         for lo, hi in RANGES:
             chunk = TASK.solve_chunk(params, Stream(TASK.name, params.key(), split, seed), lo, hi)
             assert chunk is not None and len(chunk) == hi - lo
-            assert_same_solved(chunk, one_at_a_time(params, split, seed, lo, hi))
+            assert_same_solved(chunk, one_at_a_time(TASK, params, split, seed, lo, hi))
 
 
 @pytest.mark.parametrize("values", [{"variables": 5}, {"variables": 10, "sampling": "independent"}])
