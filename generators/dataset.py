@@ -357,8 +357,9 @@ def make_table(spec: Spec, start: int, stop: int) -> pa.Table:
 
 
 # What one chunk aims to cost: long enough that the cost per chunk (a few hundred
-# microseconds of pickling and messaging in a pool) stays small, short enough that every
-# process stays busy to the end and large instances are held a few at a time.
+# microseconds of messaging in a pool, a few kernel calls) stays small, short enough that
+# every process stays busy to the end, large instances are held a few at a time and a
+# chunk's arrays stay in the processor's caches.
 CHUNK_SECONDS = 0.02
 AHEAD = 4  # chunks queued for each pool process: enough to keep it busy while this one works
 
@@ -377,12 +378,11 @@ def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, s
     """``work(spec, lo, hi)`` over consecutive chunks of items, results in chunk order.
 
     With ``workers > 1`` the chunks run in ``workers - 1`` pool processes (``work`` must be
-    picklable; their results cross by ``shipping`` when given), a few chunks ahead of the
-    consumer, and in this process while it waits.
+    picklable; their results cross by ``shipping`` when given), ``AHEAD`` chunks each ahead
+    of the consumer, and in this process while the next result is not ready.
     Unless ``chunk`` fixes their size, chunks start at 8 items and are then sized from the
-    CPU time each took to cost about ``CHUNK_SECONDS`` (so large instances are held a few at
-    a time), and with a pool never more than a share of what is left that keeps every
-    process busy at the end. Each process keeps its own warm state (caches, solvers) from
+    CPU time each took to cost about ``CHUNK_SECONDS``, and with a pool never more than a
+    share of what is left small enough that every process stays busy to the end. Each process keeps its own warm state (caches, solvers) from
     chunk to chunk; items do not depend on it or on the chunking, so the bytes are the same.
     """
     spec.resolve()  # fail fast on bad input, in this process
@@ -423,7 +423,7 @@ def _pooled(spec: Spec, end: int, work: Callable[[Spec, int, int], T], start: in
     lo, size, in_pool = start, chunk or 8, 0
 
     def next_range() -> tuple[int, int]:
-        step = size if chunk is not None else max(1, min(size, (end - lo) // (2 * workers)))
+        step = size if chunk is not None else max(1, min(size, (end - lo) // (AHEAD * workers)))
         return lo, min(lo + step, end)
 
     with ProcessPoolExecutor(max_workers=workers - 1) as pool:
