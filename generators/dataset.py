@@ -382,8 +382,9 @@ def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, s
     of the consumer, and in this process while the next result is not ready.
     Unless ``chunk`` fixes their size, chunks start at 8 items and are then sized from the
     CPU time each took to cost about ``CHUNK_SECONDS``, and with a pool never more than a
-    share of what is left small enough that every process stays busy to the end. Each process keeps its own warm state (caches, solvers) from
-    chunk to chunk; items do not depend on it or on the chunking, so the bytes are the same.
+    share of what is left small enough that every process stays busy to the end. Each
+    process keeps its own warm state (caches, solvers) from chunk to chunk; items do not
+    depend on it or on the chunking, so the bytes are the same.
     """
     spec.resolve()  # fail fast on bad input, in this process
     if count < 0 or start < 0:
