@@ -3,8 +3,9 @@
 The work is cut into parts of at most ``PART_SIZE`` consecutive items of one stream; part
 ``k`` is ``part-0000k.parquet``. The cut depends only on what is generated, never on who
 generates it, so the local executor and Ray (``bench.ray_executor``) write the same files.
-Each part is one call of the ordinary item-level generator (``generators.dataset.generate``)
-and is written under a temporary name and renamed, so a part that exists is complete and a
+Each part is one call of the ordinary generator (``generators.export.write_generated``, the
+bytes of ``write_records`` of ``generators.dataset.generate``) and is written under a
+temporary name and renamed, so a part that exists is complete and a
 job that is retried after its worker died writes the same bytes again.
 """
 
@@ -16,8 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from pencilbench.bench.manifest import Manifest, Piece, write_manifest
-from pencilbench.generators.dataset import Spec, generate
-from pencilbench.generators.export import part_files, write_records
+from pencilbench.generators.dataset import Spec
+from pencilbench.generators.export import part_files, write_generated
 
 PART_SIZE = 100
 EXECUTORS = ("local", "ray")
@@ -41,7 +42,7 @@ def part_name(number: int) -> str:
 def write_part(folder: str | Path, number: int, piece: Piece) -> int:
     """Generate one part into ``folder``; returns its record count."""
     spec = Spec(piece.task, piece.params, piece.split, piece.seed)
-    return write_records(Path(folder) / part_name(number), generate(spec, piece.count, start=piece.start))
+    return write_generated(Path(folder) / part_name(number), spec, piece.count, start=piece.start)[0]
 
 
 def _write_part_job(job: tuple[Path, int, Piece]) -> int:
