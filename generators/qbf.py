@@ -664,12 +664,6 @@ def _solve_items(states: np.ndarray, wants: np.ndarray, n: int, count: int, bloc
             questions[: question_offsets[items]], question_offsets)
 
 
-def _texts(data: np.ndarray, offsets: np.ndarray) -> list[str]:
-    """Rows of ASCII bytes as strings: one decode, then slices."""
-    text, bounds = data.tobytes().decode("ascii"), offsets.tolist()
-    return [text[start:end] for start, end in itertools.pairwise(bounds)]
-
-
 class Qbf(Task):
     name = "qbf"
     version = 3
@@ -721,7 +715,7 @@ class Qbf(Task):
             raise _no_formula(params, bool(wants[failed]))
         if wrong >= 0:
             raise _disagreement(not wants[wrong])
-        return Solved(_texts(problems, problem_offsets), _texts(questions, question_offsets),
+        return Solved(Ragged(problems, problem_offsets).texts(), Ragged(questions, question_offsets).texts(),
                       Ragged(prompts, prompt_offsets), Ragged(pencils, pencil_offsets),
                       Ragged(answers, answer_offsets), {"leaves": leaves})
 

@@ -989,12 +989,6 @@ def _solve_items(states, satisfiable, variables, width, count, paired, split, bl
             propagations[:done], failed)
 
 
-def _texts(text: np.ndarray, offsets: np.ndarray) -> list[str]:
-    """The ASCII texts ``text[offsets[i]:offsets[i + 1]]``, decoded in one go."""
-    whole, bounds = text.tobytes().decode("ascii"), offsets.tolist()
-    return [whole[a:b] for a, b in itertools.pairwise(bounds)]
-
-
 def dpll_trace(num_vars: int, flat: np.ndarray, offsets: np.ndarray) -> Trace:
     """Run the instrumented DPLL on a formula (``clause_arrays``) and return its trace."""
     ids, answer_start, decisions, conflicts, propagations = _dpll(flat, offsets, num_vars)
@@ -1064,10 +1058,10 @@ class Sat(Task):
             SplitTest(stream.split).index, _block_size(width, count))
         if failed >= 0:
             return None
-        questions = [_QUESTION.format(n=n, clauses=text) for text in _texts(lines, line_at)]
+        questions = [_QUESTION.format(n=n, clauses=text) for text in Ragged(lines, line_at).texts()]
         stats = {"decisions": decisions, "conflicts": conflicts, "propagations": propagations}
-        return Solved(_texts(problems, problem_at), questions, Ragged(prompts, prompt_at), Ragged(pencils, pencil_at),
-                      Ragged(answers, answer_at), stats)
+        return Solved(Ragged(problems, problem_at).texts(), questions, Ragged(prompts, prompt_at),
+                      Ragged(pencils, pencil_at), Ragged(answers, answer_at), stats)
 
     def parse_answer(self, params: SatParams, problem: Mapping[str, Any], text: str) -> tuple[str, ...] | None:
         return one_answer(text, _read_verdict)

@@ -138,6 +138,11 @@ class Ragged:
     def row(self, i: int) -> np.ndarray:
         return self.values[self.offsets[i] : self.offsets[i + 1]]
 
+    def texts(self) -> list[str]:
+        """Rows of ASCII bytes as strings, decoded in one go."""
+        whole, bounds = self.values.tobytes().decode("ascii"), self.offsets.tolist()
+        return [whole[start:end] for start, end in zip(bounds, bounds[1:])]
+
     @classmethod
     def of(cls, rows: Sequence[np.ndarray], dtype: type = np.int32) -> Ragged:
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
