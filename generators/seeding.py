@@ -232,7 +232,14 @@ def _stratum_offset(task: str, params_key: str, split: str, seed: int) -> float:
 
 def item_digest(task: str, params_key: str, split: str, seed: int, index: int) -> bytes:
     """The 32 bytes item ``index``'s stream starts from: its PCG64 state and increment."""
-    return hashlib.blake2b(f"{task}\0{params_key}\0{split}\0{seed}\0{index}".encode(), digest_size=32).digest()
+    digest = _stream_hash(task, params_key, split, seed)
+    digest.update(b"%d" % index)
+    return digest.digest()
+
+
+def _stream_hash(task: str, params_key: str, split: str, seed: int) -> Any:
+    """BLAKE2b fed with what every item of a stream hashes first."""
+    return hashlib.blake2b(f"{task}\0{params_key}\0{split}\0{seed}\0".encode(), digest_size=32)
 
 
 @dataclass(frozen=True)
@@ -250,8 +257,7 @@ class Stream:
         item (``[state low, state high, increment low, increment high]``), for
         :func:`next_word` and :func:`next_double`: :func:`item_digest` of each, its common
         start hashed once."""
-        start = hashlib.blake2b(f"{self.task}\0{self.params_key}\0{self.split}\0{self.seed}\0".encode(),
-                                digest_size=32)
+        start = _stream_hash(self.task, self.params_key, self.split, self.seed)
         digests = []
         for index in range(lo, hi):
             digest = start.copy()
