@@ -184,6 +184,41 @@ def test_trace_problems_names_a_marker_in_the_prompt():
     assert found == ["the prompt holds a marker or [ANSWER]"]
 
 
+@pytest.mark.parametrize("room", [True, False])
+def test_pool_processes_hand_tables_over_in_shared_memory_or_else_by_pipe(tmp_path, monkeypatch, room):
+    from pencilbench.generators import export
+
+    if not room:  # a full /dev/shm: every write there fails, in the pool processes too
+        def full(*args, **kwargs):
+            (tmp_path / "refused").touch()
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(export.pa.ipc, "new_file", full)
+    received = []
+    unpark = export._unpark
+
+    def counted(payload):
+        received.append(type(payload).__name__)
+        return unpark(payload)
+
+    monkeypatch.setattr(export, "_unpark", counted)
+    folders = []
+    make_folder = export.tempfile.mkdtemp
+
+    def recorded(**kwargs):
+        folders.append(make_folder(**kwargs))
+        return folders[-1]
+
+    monkeypatch.setattr(export.tempfile, "mkdtemp", recorded)
+    spec = Spec("addition", {"operands": 3, "digits": 4}, "test", 5)
+    write_generated(tmp_path / "one.parquet", spec, 3000)
+    write_generated(tmp_path / "two.parquet", spec, 3000, workers=2, chunk=40)
+    assert (tmp_path / "one.parquet").read_bytes() == (tmp_path / "two.parquet").read_bytes()
+    assert received and set(received) == ({"_Parked"} if room else {"Table"})
+    assert (tmp_path / "refused").exists() != room
+    assert len(folders) == 1 and not os.path.exists(folders[0])  # the run's folder is gone
+
+
 def test_parquet_pages_do_not_follow_the_chunks(tmp_path):
     # Long text columns fill several data pages per row group; their bytes must not depend
     # on where the chunks that brought the rows began.
