@@ -27,7 +27,6 @@ from pencilbench.generators.compiled import kernel
 from pencilbench.generators.pencil import (
     ANSWER_ID,
     FAULTS,
-    SPECIAL_TOKENS,
     ids_of,
     replay_codes,
     strip_marker_ids,
@@ -99,8 +98,9 @@ def make_record(task: Task, params: TaskParams, split: str, seed: int, index: in
 def record_from_problem(task: Task, params: TaskParams, problem: Mapping[str, Any], *,
                         split: str, seed: int, index: int) -> dict[str, Any]:
     """A record for a given problem (also used for problems users bring themselves)."""
-    solved = solve_problems(task, params, [problem], record_ids(task, params, split, seed, index, index + 1))
-    return records_of(_table(task, params, split, seed, index, solved))[0]
+    names = record_ids(task, params, split, seed, index, index + 1)
+    solved = solve_problems(task, params, [problem], names)
+    return records_of(_table(task, params, split, seed, index, names, solved))[0]
 
 
 def record_ids(task: Task, params: TaskParams, split: str, seed: int, lo: int, hi: int) -> list[str]:
@@ -110,14 +110,16 @@ def record_ids(task: Task, params: TaskParams, split: str, seed: int, lo: int, h
     return [stem + str(index) for index in range(lo, hi)]
 
 
-def solve_items(task: Task, params: TaskParams, split: str, seed: int, lo: int, hi: int) -> Solved:
-    """Items ``lo .. hi - 1`` of a stream, drawn and solved: by the task's chunk solver
-    where it has one (:meth:`Task.solve_chunk`), else one at a time."""
+def solve_items(task: Task, params: TaskParams, split: str, seed: int, lo: int,
+                names: Sequence[str]) -> Solved:
+    """Items ``lo ..`` (one per record id in ``names``) of a stream, drawn and solved: by
+    the task's chunk solver where it has one (:meth:`Task.solve_chunk`), else one at a time."""
+    hi = lo + len(names)
     solved = task.solve_chunk(params, Stream(task.name, params.key(), split, seed), lo, hi)
     if solved is not None:
         return solved
     problems = [draw_problem(task, params, split, seed, i) for i in range(lo, hi)]
-    return solve_problems(task, params, problems, record_ids(task, params, split, seed, lo, hi))
+    return solve_problems(task, params, problems, names)
 
 
 def solve_problems(task: Task, params: TaskParams, problems: Sequence[Mapping[str, Any]],
@@ -143,17 +145,18 @@ def solve_problems(task: Task, params: TaskParams, problems: Sequence[Mapping[st
 
 def chunk_table(task: Task, params: TaskParams, split: str, seed: int, lo: int, hi: int) -> pa.Table:
     """Records ``lo .. hi - 1`` as an Arrow table of the record schema, every gold trace checked."""
-    return _table(task, params, split, seed, lo, solve_items(task, params, split, seed, lo, hi))
+    names = record_ids(task, params, split, seed, lo, hi)
+    return _table(task, params, split, seed, lo, names, solve_items(task, params, split, seed, lo, names))
 
 
-def _table(task: Task, params: TaskParams, split: str, seed: int, lo: int, solved: Solved) -> pa.Table:
+def _table(task: Task, params: TaskParams, split: str, seed: int, lo: int, names: Sequence[str],
+           solved: Solved) -> pa.Table:
     """Solved problems as records, their traces checked on the way (as vocabulary ids, in
     one compiled call: the invariants, every id in the task's vocabulary, no marker in a
     prompt); the CoT and the statistics are derived here. The vocabulary's tokens hold no
     white space, so the text fields split back into exactly those tokens and
     :func:`trace_problems` finds every written record sound."""
     count, vocabulary = len(solved), _vocabulary(task, params)
-    names = record_ids(task, params, split, seed, lo, lo + count)
     prompts, pencils, answers = solved.prompts, solved.pencils, solved.answers
     *cot, peak, reductions, fault, position, broken = _check_traces(
         prompts.values, prompts.offsets, pencils.values, pencils.offsets, answers.values, answers.offsets,
@@ -255,12 +258,6 @@ def trace_problems(record: Mapping[str, Any]) -> list[str]:
 @functools.lru_cache(maxsize=256)
 def _vocabulary(task: Task, params: TaskParams) -> tuple[str, ...]:
     return task.vocabulary(params)
-
-
-@functools.lru_cache(maxsize=256)
-def _words(vocabulary: tuple[str, ...]) -> frozenset[str]:
-    """The tokens a prompt may hold: the vocabulary less the special tokens."""
-    return frozenset(vocabulary) - frozenset(SPECIAL_TOKENS)
 
 
 # What the bits of a trace check's verdict mean, lowest bit first.

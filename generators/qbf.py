@@ -548,7 +548,7 @@ _QUESTION_START, _QUESTION_MIDDLE, _QUESTION_END = map(_ascii, re.split(r"\{pref
 _EXISTS_WORD, _FORALL_WORD = _ascii(QUANTIFIER_WORDS["e"] + " "), _ascii(QUANTIFIER_WORDS["a"] + " ")
 _PROBLEM_START, _PROBLEM_PREFIX = _ascii('{"num_vars": '), _ascii(', "prefix": [')
 _PROBLEM_CLAUSES = _ascii('], "clauses": ')
-_EXISTS_PAIR, _FORALL_PAIR = _ascii('["e", '), _ascii('["a", ')
+_EXISTS_PAIR, _FORALL_PAIR, _PAIR_END, _NOTHING = _ascii('["e", '), _ascii('["a", '), _ascii("]"), _ascii("")
 
 
 @kernel
@@ -569,20 +569,28 @@ def _write_prompt(out: np.ndarray, universal: np.ndarray, clauses: np.ndarray) -
 
 
 @kernel
+def _write_prefix(out: np.ndarray, at: int, universal: np.ndarray, exists: np.ndarray, forall: np.ndarray,
+                  close: np.ndarray) -> int:
+    """Each variable's quantifier text (``exists`` or ``forall``), its number and ``close``,
+    ", " apart, at ``out[at:]``; returns the position after them."""
+    for v in range(universal.shape[0]):
+        if v:
+            out[at], out[at + 1] = 44, 32  # ", "
+            at += 2
+        at = json_bytes(out, at, forall if universal[v] else exists)
+        at = json_int(out, at, v + 1)
+        at = json_bytes(out, at, close)
+    return at
+
+
+@kernel
 def _write_problem(out: np.ndarray, at: int, universal: np.ndarray, clauses: np.ndarray) -> int:
     """The problem's JSON text (``json.dumps`` of the dict ``sample`` returns) at
     ``out[at:]``; returns the position after it."""
     at = json_bytes(out, at, _PROBLEM_START)
     at = json_int(out, at, universal.shape[0])
     at = json_bytes(out, at, _PROBLEM_PREFIX)
-    for v in range(universal.shape[0]):
-        if v:
-            out[at], out[at + 1] = 44, 32  # ", "
-            at += 2
-        at = json_bytes(out, at, _FORALL_PAIR if universal[v] else _EXISTS_PAIR)
-        at = json_int(out, at, v + 1)
-        out[at] = 93  # ]
-        at += 1
+    at = _write_prefix(out, at, universal, _EXISTS_PAIR, _FORALL_PAIR, _PAIR_END)
     at = json_bytes(out, at, _PROBLEM_CLAUSES)
     at = json_int_rows(out, at, clauses, True)
     out[at] = 125  # }
@@ -594,12 +602,7 @@ def _write_question(out: np.ndarray, at: int, universal: np.ndarray, clauses: np
     """The question (``QUESTION`` filled as ``Qbf.question`` fills it) at ``out[at:]``;
     returns the position after it."""
     at = json_bytes(out, at, _QUESTION_START)
-    for v in range(universal.shape[0]):
-        if v:
-            out[at], out[at + 1] = 44, 32  # ", "
-            at += 2
-        at = json_bytes(out, at, _FORALL_WORD if universal[v] else _EXISTS_WORD)
-        at = json_int(out, at, v + 1)
+    at = _write_prefix(out, at, universal, _EXISTS_WORD, _FORALL_WORD, _NOTHING)
     at = json_bytes(out, at, _QUESTION_MIDDLE)
     lines = _clause_text(clauses.ravel(), np.arange(0, clauses.size + 1, clauses.shape[1]))
     at = json_bytes(out, at, lines)

@@ -97,9 +97,8 @@ class Template:
     fills a problem's canonical JSON with each candidate's bytes to test their home splits
     with :func:`split_index`, where building each candidate's JSON would cost more than
     drawing it, and a chunk solver writes a run of problems' JSON texts and questions at
-    once. Built
-    from a text whose variable bytes are all ``placeholder``, a byte that occurs nowhere else
-    in it."""
+    once. Built from a text whose variable bytes are all ``placeholder``, a byte that occurs
+    nowhere else in it."""
 
     bytes: np.ndarray
     slots: np.ndarray
