@@ -9,6 +9,18 @@ compiling. Kernels that write traces emit token ids (see ``generators.pencil.tok
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 kernel = njit(cache=True, nogil=True)
+
+
+@kernel
+def room_for(out, used, extra):  # noqa: ANN001, ANN201 (compiled)
+    """``out``, or a copy at least twice as long when ``extra`` more items would not fit
+    after its first ``used``: kernels that write rows of unknown length into one array."""
+    if used + extra <= out.size:
+        return out
+    bigger = np.empty(max(2 * out.size, used + extra), out.dtype)
+    bigger[:used] = out[:used]
+    return bigger

@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 from pencilbench.generators.answers import one_answer, single
-from pencilbench.generators.compiled import kernel
+from pencilbench.generators.compiled import kernel, room_for
 from pencilbench.generators.pencil import ANSWER_ID, CALL_ID, RETURN_ID, SEP_ID, SPECIAL_TOKENS, tokens_of
 from pencilbench.generators.sat import _clause_text, clause_lines, clause_tokens, clauses_json
 from pencilbench.generators.seeding import (
@@ -653,8 +653,7 @@ def _solve_items(states: np.ndarray, wants: np.ndarray, n: int, count: int, bloc
             wrong = item
             break
         at = pencil_offsets[item]
-        if at + ids.shape[0] > pencils.shape[0]:
-            pencils = np.concatenate((pencils, np.empty(max(pencils.shape[0], ids.shape[0]), dtype=np.int32)))
+        pencils = room_for(pencils, at, ids.shape[0])
         pencils[at : at + ids.shape[0]] = ids
         pencil_offsets[item + 1] = at + ids.shape[0]
         leaves[item] = checked

@@ -76,7 +76,7 @@ from typing import Any
 
 import numpy as np
 from pencilbench.generators.answers import HedgedAnswer, one_answer
-from pencilbench.generators.compiled import kernel
+from pencilbench.generators.compiled import kernel, room_for
 from pencilbench.generators.pencil import ANSWER_ID, CALL_ID, RETURN_ID, SEP_ID, SPECIAL_TOKENS, tokens_of
 from pencilbench.generators.seeding import (
     SplitTest,
@@ -747,16 +747,6 @@ def independent_formula(params: SatParams, rng: np.random.Generator, satisfiable
 
 
 @kernel
-def _room(out, used, extra):
-    """``out``, or a copy at least twice as long when ``extra`` more ids would not fit."""
-    if used + extra <= out.size:
-        return out
-    bigger = np.empty(max(2 * out.size, used + extra), out.dtype)
-    bigger[:used] = out[:used]
-    return bigger
-
-
-@kernel
 def _dpll(flat, offsets, variables):
     """The DPLL of the module notes, run on the clauses ``flat[offsets[j]:offsets[j + 1]]``
     with counters per clause, written as token ids. Returns the ids, where the answer starts
@@ -852,7 +842,7 @@ def _dpll(flat, offsets, variables):
 
         if heap_len:
             j = heap[0]
-            out = _room(out, emitted, 6)
+            out = room_for(out, emitted, 6)
             if false[j] == size[j]:
                 conflicts += 1
                 out[emitted], out[emitted + 1] = first_name + j, CONFLICT_ID
@@ -897,7 +887,7 @@ def _dpll(flat, offsets, variables):
                 if occurs_at[s + 2] > occurs_at[s]:
                     answer[length] = _literal_id(v if value[v] >= 0 else -v)
                     length += 1
-            out = _room(out, emitted, (depth + 1) * (length + 3))
+            out = room_for(out, emitted, (depth + 1) * (length + 3))
             for frame in range(depth + 1):
                 out[emitted] = SEP_ID
                 emitted += 1
@@ -919,7 +909,7 @@ def _dpll(flat, offsets, variables):
         decisions += 1
         branch_literal[depth], branch_mark[depth] = assign, trail_len
         depth += 1
-        out = _room(out, emitted, 3)
+        out = room_for(out, emitted, 3)
         out[emitted], out[emitted + 1], out[emitted + 2] = CALL_ID, first_name + j, _literal_id(assign)
         emitted += 3
     return out[:emitted], answer_start, decisions, conflicts, propagations
@@ -977,7 +967,7 @@ def _solve_items(states, satisfiable, variables, width, count, paired, split, bl
         end = _put_clause_ids(prompts, prompt_at[i], flat, offsets, first_name)
         prompts[end] = QUERY_ID
         prompt_at[i + 1] = end + 1
-        pencils = _room(pencils, pencil_at[i], ids.size)
+        pencils = room_for(pencils, pencil_at[i], ids.size)
         pencils[pencil_at[i] : pencil_at[i] + ids.size] = ids
         pencil_at[i + 1] = pencil_at[i] + ids.size
         answers[answer_at[i] : answer_at[i] + answer.size] = answer
