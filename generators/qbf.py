@@ -54,7 +54,7 @@ import numpy as np
 from pencilbench.generators.answers import one_answer, single
 from pencilbench.generators.compiled import kernel, room_for
 from pencilbench.generators.pencil import ANSWER_ID, CALL_ID, RETURN_ID, SEP_ID, SPECIAL_TOKENS, tokens_of
-from pencilbench.generators.sat import _clause_text, clause_lines, clause_tokens, clauses_json
+from pencilbench.generators.sat import clause_lines, clause_tokens, clauses_json, put_clause_text
 from pencilbench.generators.seeding import (
     SplitTest,
     Stream,
@@ -604,8 +604,7 @@ def _write_question(out: np.ndarray, at: int, universal: np.ndarray, clauses: np
     at = json_bytes(out, at, _QUESTION_START)
     at = _write_prefix(out, at, universal, _EXISTS_WORD, _FORALL_WORD, _NOTHING)
     at = json_bytes(out, at, _QUESTION_MIDDLE)
-    lines = _clause_text(clauses.ravel(), np.arange(0, clauses.size + 1, clauses.shape[1]))
-    at = json_bytes(out, at, lines)
+    at = put_clause_text(out, at, clauses.ravel(), np.arange(0, clauses.size + 1, clauses.shape[1]))
     return json_bytes(out, at, _QUESTION_END)
 
 

@@ -195,7 +195,7 @@ def clause_tokens(clauses: Sequence[Sequence[int]]) -> list[str]:
 
 @kernel
 def _text_room(clauses, literals):
-    """Bytes enough for ``_put_clause_text`` or ``_put_problem_json`` of a formula with
+    """Bytes enough for ``put_clause_text`` or ``_put_problem_json`` of a formula with
     that many clauses and literals (room for 19-digit numbers)."""
     return 48 + 24 * clauses + 23 * literals
 
@@ -204,11 +204,11 @@ def _text_room(clauses, literals):
 def _clause_text(flat, offsets):
     """``c1: l l l`` for each clause, one per line, as ASCII bytes."""
     out = np.empty(_text_room(offsets.size - 1, flat.size), np.uint8)
-    return out[: _put_clause_text(out, 0, flat, offsets)]
+    return out[: put_clause_text(out, 0, flat, offsets)]
 
 
 @kernel
-def _put_clause_text(out, at, flat, offsets):
+def put_clause_text(out, at, flat, offsets):
     """Writes ``c1: l l l`` for each clause, one per line, at ``out[at:]``; returns the
     position after it."""
     count = offsets.size - 1
@@ -963,7 +963,7 @@ def _solve_items(states, satisfiable, variables, width, count, paired, split, bl
             failed = i
             break
         problem_at[i + 1] = _put_problem_json(problems, problem_at[i], formula, variables)
-        line_at[i + 1] = _put_clause_text(lines, line_at[i], flat, offsets)
+        line_at[i + 1] = put_clause_text(lines, line_at[i], flat, offsets)
         end = _put_clause_ids(prompts, prompt_at[i], flat, offsets, first_name)
         prompts[end] = QUERY_ID
         prompt_at[i + 1] = end + 1
