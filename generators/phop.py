@@ -80,7 +80,7 @@ class PhopParams(TaskParams):
     def split_template(self) -> Template:
         """The split part of a problem of this size as canonical JSON, its letters the
         variable bytes."""
-        return Template.canonical(_split_part("?" * self.length, self.hops), "?")
+        return Template.canonical(_problem("?" * self.length, self.hops), "?")
 
     @functools.cached_property
     def texts(self) -> tuple[Template, Template]:
@@ -138,7 +138,7 @@ class Phop(Task):
     def split_part(self, problem: Mapping[str, Any]) -> Mapping[str, Any]:
         """The problem with its sequence as one string (symbols are single letters), which
         hashes in a fraction of the time of a list of one-letter strings."""
-        return _split_part("".join(problem["sequence"]), problem["hops"])
+        return _problem("".join(problem["sequence"]), problem["hops"])
 
     def prompt(self, params: PhopParams, problem: Mapping[str, Any]) -> list[str]:
         return [*problem["sequence"], QUERY, str(problem["hops"])]
@@ -176,11 +176,8 @@ def _read_symbol(statement: str) -> tuple[str, ...] | None:
     return None if symbol is None else (symbol,)
 
 
-def _split_part(sequence: str, hops: int) -> dict[str, Any]:
-    return {"sequence": sequence, "hops": hops}
-
-
-def _problem(sequence: list[str], hops: int) -> dict[str, Any]:
+def _problem(sequence: str | list[str], hops: int) -> dict[str, Any]:
+    """A problem, or with the sequence as one string, its split part."""
     return {"sequence": sequence, "hops": hops}
 
 
