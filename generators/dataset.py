@@ -371,7 +371,8 @@ class Shipping:
 
 
 def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, start: int = 0,
-               workers: int = 1, chunk: int | None = None, shipping: Shipping | None = None) -> Iterator[T]:
+               workers: int = 1, chunk: int | None = None, shipping: Shipping | None = None,
+               align: int = 1) -> Iterator[T]:
     """``work(spec, lo, hi)`` over consecutive chunks of items, results in chunk order.
 
     With ``workers > 1`` the chunks run in ``workers - 1`` pool processes (``work`` must be
@@ -379,7 +380,9 @@ def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, s
     of the consumer, and in this process while the next result is not ready.
     Unless ``chunk`` fixes their size, chunks start at 8 items and are then sized from the
     CPU time each took to cost about ``CHUNK_SECONDS``, and with a pool never more than a
-    share of what is left small enough that every process stays busy to the end. Each
+    share of what is left small enough that every process stays busy to the end; a sized
+    chunk of at least half of ``align`` items ends on a multiple of ``align`` items from
+    ``start`` (where its consumer cuts its output, such as Parquet row groups). Each
     process keeps its own warm state (caches, solvers) from chunk to chunk; items do not
     depend on it or on the chunking, so the bytes are the same.
     """
@@ -390,11 +393,14 @@ def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, s
         raise ValueError(f"workers must be >= 1, got {workers}")
     if chunk is not None and chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
+    if align < 1:
+        raise ValueError(f"align must be >= 1, got {align}")
     end = start + count
     if workers == 1:
         lo, size = start, chunk or 8
         while lo < end:
-            seconds, items, result = _timed_work(work, spec, lo, min(lo + size, end))
+            hi = min(lo + size, end) if chunk is not None else _aligned(lo, lo + size, end, start, align)
+            seconds, items, result = _timed_work(work, spec, lo, hi)
             lo += items
             if chunk is None:
                 size = _next_size(items, seconds)
@@ -405,13 +411,13 @@ def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, s
     # the whole inherited heap; that cost a fifth of their CPU time.
     gc.freeze()
     try:
-        yield from _pooled(spec, end, work, start, workers, chunk, shipping)
+        yield from _pooled(spec, end, work, start, workers, chunk, shipping, align)
     finally:
         gc.unfreeze()
 
 
 def _pooled(spec: Spec, end: int, work: Callable[[Spec, int, int], T], start: int, workers: int,
-            chunk: int | None, shipping: Shipping | None) -> Iterator[T]:
+            chunk: int | None, shipping: Shipping | None, align: int) -> Iterator[T]:
     """Chunks run in ``workers - 1`` pool processes, each kept ``AHEAD`` chunks ahead, and in
     this one: whenever the next result in order is not ready, this process does the next
     chunk itself instead of waiting, so ``workers`` processes generate, only the pool's
@@ -421,8 +427,9 @@ def _pooled(spec: Spec, end: int, work: Callable[[Spec, int, int], T], start: in
     lo, size, in_pool = start, chunk or 8, 0
 
     def next_range() -> tuple[int, int]:
-        step = size if chunk is not None else max(1, min(size, (end - lo) // (AHEAD * workers)))
-        return lo, min(lo + step, end)
+        if chunk is not None:
+            return lo, min(lo + chunk, end)
+        return lo, _aligned(lo, lo + max(1, min(size, (end - lo) // (AHEAD * workers))), end, start, align)
 
     with ProcessPoolExecutor(max_workers=workers - 1) as pool:
         while lo < end or slots:
@@ -445,6 +452,18 @@ def _pooled(spec: Spec, end: int, work: Callable[[Spec, int, int], T], start: in
             if chunk is None:
                 size = _next_size(items, seconds)
             yield result
+
+
+def _aligned(lo: int, hi: int, end: int, start: int, align: int) -> int:
+    """Where a chunk from ``lo`` meant to end at ``hi`` ends: at ``end`` at the latest, and
+    when it is meant to hold at least half of ``align`` items, at the multiple of ``align``
+    from ``start`` nearest to ``hi`` (past ``lo``)."""
+    if hi >= end:
+        return end
+    if 2 * (hi - lo) >= align:
+        nearest = start + max((hi - start + align // 2) // align, (lo - start) // align + 1) * align
+        return min(nearest, end)
+    return hi
 
 
 def _next_size(items: int, seconds: float) -> int:

@@ -46,6 +46,7 @@ from pencilbench.generators.dataset import (
     records_of,
 )
 from pencilbench.generators.pencil import segments
+from pencilbench.generators.rowgroups import EncodedGroup, GroupFile, encode_group
 
 # Fields a record may lack because it was written by an older version, with the value they mean.
 OLDER_DEFAULTS = {"schema_version": 1}
@@ -54,7 +55,7 @@ SEGMENT_SCHEMA = pa.schema(
     [("id", pa.string()), ("segment", pa.int64()), ("tokens", pa.string()), ("loss_start", pa.int64())]
 )
 FORMATS = (".jsonl", ".parquet")
-_BATCH = 2048  # rows per Parquet row group, at most
+_BATCH = 2048  # rows per Parquet row group, at most; no group straddles a multiple of it
 _GROUP_BYTES = 64 << 20  # text bytes after which a row group ends early
 _ENCODE_ROWS = 256  # records encoded at a time by write_records (row groups are cut apart from it)
 # Record columns that hold one value per stream: worth a dictionary. The texts rarely
@@ -99,21 +100,23 @@ def write_generated(path: str | Path, spec: Spec, count: int, *, start: int = 0,
     """Generate records ``start .. start + count - 1`` straight into a file (and their
     training segments into another); return the record and segment counts.
 
-    Each chunk is built and encoded (JSON lines, or an Arrow table) where it is generated,
-    in a pool process or in this one (see :func:`map_chunks`), and this process appends the
-    encoded chunks in order; the bytes are those of :func:`write_records` and :func:`write_segments`, for any
-    ``workers``. ``progress`` is called with the size of each finished chunk.
+    Each chunk is built and encoded where it is generated, in a pool process or in this one
+    (see :func:`map_chunks`): as JSON lines, or as the Parquet row groups that lie wholly in
+    it and the Arrow rows of the groups it shares with its neighbours. This process lays
+    them out in order, encoding the shared groups once their rows are all in; the bytes are
+    those of :func:`write_records` and :func:`write_segments`, for any ``workers``.
+    ``progress`` is called with the size of each finished chunk.
     """
     suffix = check_format(path)
     segment_suffix = check_format(segments_path) if segments_path is not None else None
-    work = functools.partial(_encoded_chunk, suffix=suffix, segment_suffix=segment_suffix)
+    work = functools.partial(_encoded_chunk, first=start, suffix=suffix, segment_suffix=segment_suffix)
     records, cut = _Sink(path, RECORD_SCHEMA), None
     try:
         if segments_path is not None:
             cut = _Sink(segments_path, SEGMENT_SCHEMA)
         with _parking(workers) as shipping:
             for encoded, encoded_segments in map_chunks(spec, count, work, start=start, workers=workers,
-                                                         chunk=chunk, shipping=shipping):
+                                                         chunk=chunk, shipping=shipping, align=_BATCH):
                 records.add(*encoded)
                 if cut is not None and encoded_segments is not None:
                     cut.add(*encoded_segments)
@@ -157,15 +160,20 @@ _parked_chunks = itertools.count()  # chunks this (pool) process has handed over
 
 def _park_chunk(encoded: tuple[Encoded, Encoded | None], *, folder: str, files: int) -> tuple[Any, Any]:
     slot = next(_parked_chunks) % files
-    return tuple(part if part is None else (part[0], _park(part[1], f"{folder}/{os.getpid()}-{slot}-{kind}.arrow"))
+    return tuple(part if part is None else (part[0], _park_parts(part[1], f"{folder}/{os.getpid()}-{slot}-{kind}"))
                  for kind, part in enumerate(encoded))
 
 
-def _park(payload: str | pa.Table, path: str) -> str | pa.Table | _Parked:
+def _park_parts(payload: Payload, stem: str) -> Any:
+    if isinstance(payload, str):
+        return payload
+    return [_park(part, f"{stem}-{number}.arrow") if isinstance(part, pa.Table) else part
+            for number, part in enumerate(payload)]
+
+
+def _park(payload: pa.Table, path: str) -> pa.Table | _Parked:
     """A table written to the file ``path``, over what it held (the table itself when it
     does not fit there)."""
-    if not isinstance(payload, pa.Table):
-        return payload
     try:
         with open(path, "r+b" if os.path.exists(path) else "wb") as out:
             with pa.ipc.new_file(out, payload.schema) as writer:
@@ -178,29 +186,74 @@ def _park(payload: str | pa.Table, path: str) -> str | pa.Table | _Parked:
 
 
 def _unpark_chunk(parked: tuple[Any, Any]) -> tuple[Encoded, Encoded | None]:
-    return tuple(part if part is None else (part[0], _unpark(part[1])) for part in parked)
+    return tuple(part if part is None else (part[0], _unpark_parts(part[1])) for part in parked)
 
 
-def _unpark(payload: str | pa.Table | _Parked) -> str | pa.Table:
+def _unpark_parts(payload: Any) -> Payload:
+    return payload if isinstance(payload, str) else [_unpark(part) for part in payload]
+
+
+def _unpark(part: pa.Table | EncodedGroup | _Parked) -> pa.Table | EncodedGroup:
     """A parked table read back into this process's memory (its file is then free)."""
-    if not isinstance(payload, _Parked):
-        return payload
-    with pa.OSFile(payload.path) as source:
+    if not isinstance(part, _Parked):
+        return part
+    with pa.OSFile(part.path) as source:
         return pa.ipc.open_file(source).read_all()
 
 
-Encoded = tuple[int, "str | pa.Table"]
+# A chunk encoded for a file: JSON lines, or (Parquet) its rows as encoded row groups and
+# as Arrow tables for the groups it shares with other chunks, in order.
+Payload = str | list[pa.Table | EncodedGroup]
+Encoded = tuple[int, Payload]
 
 
-def _encoded_chunk(spec: Spec, start: int, stop: int, *, suffix: str,
+def _encoded_chunk(spec: Spec, start: int, stop: int, *, first: int, suffix: str,
                    segment_suffix: str | None) -> tuple[Encoded, Encoded | None]:
+    """Records ``start .. stop - 1`` encoded for a file whose first record is ``first``
+    (and their segments for a file of their own)."""
     table = make_table(spec, start, stop)
     records = records_of(table) if suffix == ".jsonl" or segment_suffix is not None else []
-    encoded = (len(table), table if suffix == ".parquet" else _jsonl(records))
+    encoded = (len(table), _row_groups(table, start - first) if suffix == ".parquet" else _jsonl(records))
     if segment_suffix is None:
         return encoded, None
     cut = list(segment_rows(records))
     return encoded, (len(cut), _encode(cut, segment_suffix, _segment_table))
+
+
+def _row_groups(table: pa.Table, row: int) -> list[pa.Table | EncodedGroup]:
+    """A chunk of a record file starting at its row ``row``, as the row groups that lie wholly
+    in it, encoded, and the rows before the first of them and after the last, as tables.
+    A group starts at each multiple of ``_BATCH`` rows, so groups are found from there."""
+    head = min(-row % _BATCH, len(table))
+    parts: list[pa.Table | EncodedGroup] = [table.slice(0, head)] if head else []
+    properties = _properties(table.schema)
+    for length in _group_lengths(row + head, _row_bytes(table.slice(head))):
+        parts.append(encode_group(table.slice(head, length), **properties))
+        head += length
+    if head < len(table):
+        parts.append(table.slice(head))
+    return parts
+
+
+def _group_lengths(row: int, sizes: np.ndarray) -> list[int]:
+    """The row groups that rows with text ``sizes``, from the file's row ``row`` where a
+    group starts, complete: a group ends at each multiple of ``_BATCH`` rows, or earlier,
+    after the row that brings its text to ``_GROUP_BYTES``. The cuts depend on the rows
+    alone, so neither a file's bytes nor where a chunk can encode its groups depend on how
+    its rows were chunked."""
+    lengths, at = [], 0
+    while at < len(sizes):
+        room = _BATCH - (row + at) % _BATCH
+        reached = np.flatnonzero(np.cumsum(sizes[at:at + room]) >= _GROUP_BYTES)
+        if len(reached):
+            length = int(reached[0]) + 1
+        elif len(sizes) - at >= room:
+            length = room
+        else:
+            break
+        lengths.append(length)
+        at += length
+    return lengths
 
 
 def _jsonl(rows: list[Mapping[str, Any]]) -> str:
@@ -208,8 +261,8 @@ def _jsonl(rows: list[Mapping[str, Any]]) -> str:
 
 
 def _encode(rows: list[Mapping[str, Any]], suffix: str,
-            table: Callable[[list[Mapping[str, Any]]], pa.Table]) -> str | pa.Table:
-    return _jsonl(rows) if suffix == ".jsonl" else table(rows)
+            table: Callable[[list[Mapping[str, Any]]], pa.Table]) -> Payload:
+    return _jsonl(rows) if suffix == ".jsonl" else [table(rows)]
 
 
 def record_table(records: Sequence[Mapping[str, Any]]) -> pa.Table:
@@ -221,9 +274,10 @@ def record_table(records: Sequence[Mapping[str, Any]]) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=RECORD_SCHEMA)
 
 
-def _dictionary_columns(schema: pa.Schema) -> list[str] | bool:
-    """The columns a Parquet file of ``schema`` encodes with a dictionary."""
-    return [name for name in _REPEATED if name in schema.names] if schema == RECORD_SCHEMA else True
+def _properties(schema: pa.Schema) -> dict[str, Any]:
+    """How Parquet files of ``schema`` are encoded: dictionaries for the repeated columns."""
+    return {"use_dictionary": [name for name in _REPEATED if name in schema.names]
+            if schema == RECORD_SCHEMA else True}
 
 
 def _row_bytes(table: pa.Table) -> np.ndarray:
@@ -329,11 +383,8 @@ def _write(path: str | Path, rows: Iterable[Mapping[str, Any]], schema: pa.Schem
 class _Sink:
     """A dataset file being written under a temporary name, renamed when complete.
 
-    A Parquet row group ends after ``_BATCH`` rows, or earlier, after the row that brings
-    its text to ``_GROUP_BYTES``: the cuts depend on the rows alone, not on the size of the
-    encoded pieces added, so a file's bytes do not depend on how its rows were chunked, and
-    large instances (a QBF trace can hold a million tokens) never hold thousands of rows in
-    memory.
+    Parquet rows arrive as encoded row groups and as tables; the tables' rows wait here
+    until their row group is complete (see :func:`_group_lengths`), then are encoded here.
     """
 
     def __init__(self, path: str | Path, schema: pa.Schema) -> None:
@@ -342,34 +393,34 @@ class _Sink:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.partial = self.path.with_name(f".{self.path.name}.partial")
         self.schema, self.count, self.done = schema, 0, False
-        self.pending: list[pa.Table] = []
+        self.pending: list[pa.Table] = []  # the rows of the group being gathered
         self.pending_bytes = np.zeros(0, dtype=np.int64)  # the text bytes of each pending row
         if self.suffix == ".jsonl":
             self.text = self.partial.open("w", encoding="utf-8")
         else:
-            self.writer = pq.ParquetWriter(self.partial, schema, use_dictionary=_dictionary_columns(schema))
+            self.groups = GroupFile(self.partial, schema, **_properties(schema))
 
-    def add(self, rows: int, encoded: str | pa.Table) -> None:
+    def add(self, rows: int, encoded: Payload) -> None:
         self.count += rows
-        if self.suffix == ".jsonl":
+        if isinstance(encoded, str):
             self.text.write(encoded)
             return
-        if rows:
-            self.pending.append(encoded)
-            self.pending_bytes = np.concatenate((self.pending_bytes, _row_bytes(encoded)))
-        while (cut := self._group_end()) is not None:
-            self._flush(cut)
-
-    def _group_end(self) -> int | None:
-        """How many pending rows make the next full row group (``None``: not yet full)."""
-        reached = np.flatnonzero(np.cumsum(self.pending_bytes[:_BATCH]) >= _GROUP_BYTES)
-        if len(reached):
-            return int(reached[0]) + 1
-        return _BATCH if len(self.pending_bytes) >= _BATCH else None
+        for part in encoded:
+            if not len(part):
+                continue
+            if isinstance(part, EncodedGroup):
+                if self.pending:
+                    raise RuntimeError("a row group arrived before the rows ahead of it were complete")
+                self.groups.add(part)
+                continue
+            self.pending.append(part)
+            self.pending_bytes = np.concatenate((self.pending_bytes, _row_bytes(part)))
+            for length in _group_lengths(self.groups.rows, self.pending_bytes):
+                self._flush(length)
 
     def _flush(self, rows: int) -> None:
         table = pa.concat_tables(self.pending)
-        self.writer.write_table(table.slice(0, rows).combine_chunks())
+        self.groups.add(encode_group(table.slice(0, rows), **_properties(self.schema)))
         rest = table.slice(rows)
         self.pending = [rest] if len(rest) else []
         self.pending_bytes = self.pending_bytes[rows:]
@@ -379,12 +430,9 @@ class _Sink:
         if self.suffix == ".jsonl":
             self.text.close()
         else:
-            if len(self.pending_bytes) or self.count == 0:
-                if self.pending:
-                    self._flush(len(self.pending_bytes))
-                else:
-                    self.writer.write_table(self.schema.empty_table())
-            self.writer.close()
+            if self.pending:
+                self._flush(len(self.pending_bytes))
+            self.groups.close()
         os.replace(self.partial, self.path)
         self.done = True
         return self.count
@@ -396,5 +444,5 @@ class _Sink:
         if self.suffix == ".jsonl":
             self.text.close()
         else:
-            self.writer.close()
+            self.groups.discard()
         self.partial.unlink(missing_ok=True)
