@@ -17,6 +17,7 @@ never leaves a truncated dataset behind.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import itertools
 import json
@@ -136,11 +137,12 @@ def write_generated(path: str | Path, spec: Spec, count: int, *, start: int = 0,
 
 @contextlib.contextmanager
 def _parking(workers: int) -> Iterator[Shipping | None]:
-    """How pool processes hand their Arrow tables over: as Arrow files in a folder of this
-    run in shared memory (``/dev/shm`` where there is one), which this process reads back.
-    Each pool process rewrites its own few files in turn, so their memory stays allocated
-    from chunk to chunk; pickling a table, or a fresh file per chunk, costs a fifth to a
-    third of what making a small record does. ``None`` with one process."""
+    """How pool processes hand their chunks over: as files in a folder of this run in shared
+    memory (``/dev/shm`` where there is one), which this process reads back. Each pool
+    process rewrites its own few files in turn, so their memory stays allocated from chunk
+    to chunk. Pickling a table costs a fifth to a third of what making a small record does,
+    and anything large sent by pipe stalls the pool process until this one's result thread,
+    which needs the interpreter lock, has read it all. ``None`` with one process."""
     if workers == 1:
         yield None
         return
@@ -156,7 +158,12 @@ def _parking(workers: int) -> Iterator[Shipping | None]:
 
 @dataclass(frozen=True)
 class _Parked:
+    """A part of a chunk left in the file ``path``: an Arrow table, JSON lines, or the bytes
+    of ``group``."""
+
     path: str
+    group: EncodedGroup | None = None
+    lines: bool = False
 
 
 _parked_chunks = itertools.count()  # chunks this (pool) process has handed over
@@ -169,24 +176,28 @@ def _park_chunk(encoded: tuple[Encoded, Encoded | None], *, folder: str, files: 
 
 
 def _park_parts(payload: Payload, stem: str) -> Any:
-    if isinstance(payload, str):
-        return payload
-    return [_park(part, f"{stem}-{number}.arrow") if isinstance(part, pa.Table) else part
-            for number, part in enumerate(payload)]
+    if isinstance(payload, bytes):
+        return _park(payload, f"{stem}.jsonl")
+    return [_park(part, f"{stem}-{number}") for number, part in enumerate(payload)]
 
 
-def _park(payload: pa.Table, path: str) -> pa.Table | _Parked:
-    """A table written to the file ``path``, over what it held (the table itself when it
-    does not fit there)."""
+def _park(part: bytes | pa.Table | EncodedGroup, path: str) -> Any:
+    """``part`` written to the file ``path``, over what it held (``part`` itself when it does
+    not fit there)."""
     try:
         with open(path, "r+b" if os.path.exists(path) else "wb") as out:
-            with pa.ipc.new_file(out, payload.schema) as writer:
-                writer.write_table(payload)
+            if isinstance(part, pa.Table):
+                with pa.ipc.new_file(out, part.schema) as writer:
+                    writer.write_table(part)
+            else:
+                out.write(part.data if isinstance(part, EncodedGroup) else part)
             out.truncate()
-    except OSError:  # a small /dev/shm (containers often have 64 MB): the table goes by pipe
+    except OSError:  # a small /dev/shm (containers often have 64 MB): the part goes by pipe
         Path(path).unlink(missing_ok=True)
-        return payload
-    return _Parked(path)
+        return part
+    if isinstance(part, EncodedGroup):
+        return _Parked(path, group=dataclasses.replace(part, data=b""))
+    return _Parked(path, lines=isinstance(part, bytes))
 
 
 def _unpark_chunk(parked: tuple[Any, Any]) -> tuple[Encoded, Encoded | None]:
@@ -194,20 +205,23 @@ def _unpark_chunk(parked: tuple[Any, Any]) -> tuple[Encoded, Encoded | None]:
 
 
 def _unpark_parts(payload: Any) -> Payload:
-    return payload if isinstance(payload, str) else [_unpark(part) for part in payload]
+    return [_unpark(part) for part in payload] if isinstance(payload, list) else _unpark(payload)
 
 
-def _unpark(part: pa.Table | EncodedGroup | _Parked) -> pa.Table | EncodedGroup:
-    """A parked table read back into this process's memory (its file is then free)."""
+def _unpark(part: Any) -> Any:
+    """A parked part read back into this process's memory (its file is then free)."""
     if not isinstance(part, _Parked):
         return part
-    with pa.OSFile(part.path) as source:
-        return pa.ipc.open_file(source).read_all()
+    if part.group is None and not part.lines:
+        with pa.OSFile(part.path) as source:
+            return pa.ipc.open_file(source).read_all()
+    data = Path(part.path).read_bytes()
+    return data if part.group is None else dataclasses.replace(part.group, data=data)
 
 
-# A chunk encoded for a file: JSON lines, or (Parquet) its rows as encoded row groups and
-# as Arrow tables for the groups it shares with other chunks, in order.
-Payload = str | list[pa.Table | EncodedGroup]
+# A chunk encoded for a file: JSON lines (UTF-8), or (Parquet) its rows as encoded row
+# groups and as Arrow tables for the groups it shares with other chunks, in order.
+Payload = bytes | list[pa.Table | EncodedGroup]
 Encoded = tuple[int, Payload]
 
 
@@ -260,8 +274,8 @@ def _group_lengths(row: int, sizes: np.ndarray) -> list[int]:
     return lengths
 
 
-def _jsonl(rows: list[Mapping[str, Any]]) -> str:
-    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+def _jsonl(rows: list[Mapping[str, Any]]) -> bytes:
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode()
 
 
 def _encode(rows: list[Mapping[str, Any]], suffix: str,
@@ -402,13 +416,13 @@ class _Sink:
         self.pending: list[pa.Table] = []  # the rows of the group being gathered
         self.pending_bytes = np.zeros(0, dtype=np.int64)  # the text bytes of each pending row
         if self.suffix == ".jsonl":
-            self.text = self.partial.open("w", encoding="utf-8")
+            self.text = self.partial.open("wb")
         else:
             self.groups = GroupFile(self.partial, schema, **_properties(schema))
 
     def add(self, rows: int, encoded: Payload) -> None:
         self.count += rows
-        if isinstance(encoded, str):
+        if isinstance(encoded, bytes):
             self.text.write(encoded)
             return
         for part in encoded:

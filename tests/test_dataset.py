@@ -184,22 +184,18 @@ def test_trace_problems_names_a_marker_in_the_prompt():
     assert found == ["the prompt holds a marker or [ANSWER]"]
 
 
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
 @pytest.mark.parametrize("room", [True, False])
-def test_pool_processes_hand_tables_over_in_shared_memory_or_else_by_pipe(tmp_path, monkeypatch, room):
+def test_pool_processes_hand_chunks_over_in_shared_memory_or_else_by_pipe(tmp_path, monkeypatch, room, suffix):
     from pencilbench.generators import export
 
-    if not room:  # a full /dev/shm: every write there fails, in the pool processes too
-        def full(*args, **kwargs):
-            (tmp_path / "refused").touch()
-            raise OSError(28, "No space left on device")
-
-        monkeypatch.setattr(export.pa.ipc, "new_file", full)
+    monkeypatch.setattr(export, "_BATCH", 64)  # chunks hold whole row groups and rows of shared ones
     received = []
     unpark = export._unpark
 
-    def counted(payload):
-        received.append(type(payload).__name__)
-        return unpark(payload)
+    def counted(part):
+        received.append(type(part).__name__)
+        return unpark(part)
 
     monkeypatch.setattr(export, "_unpark", counted)
     folders = []
@@ -207,16 +203,21 @@ def test_pool_processes_hand_tables_over_in_shared_memory_or_else_by_pipe(tmp_pa
 
     def recorded(**kwargs):
         folders.append(make_folder(**kwargs))
-        return folders[-1]
+        # No room: a folder that is not there, so every write in it fails.
+        return folders[-1] if room else os.path.join(folders[-1], "full")
 
     monkeypatch.setattr(export.tempfile, "mkdtemp", recorded)
     spec = Spec("addition", {"operands": 3, "digits": 4}, "test", 5)
-    write_generated(tmp_path / "one.parquet", spec, 3000)
-    write_generated(tmp_path / "two.parquet", spec, 3000, workers=2, chunk=40)
-    assert (tmp_path / "one.parquet").read_bytes() == (tmp_path / "two.parquet").read_bytes()
-    assert received and set(received) == ({"_Parked"} if room else {"Table"})
-    assert (tmp_path / "refused").exists() != room
-    assert len(folders) == 1 and not os.path.exists(folders[0])  # the run's folder is gone
+    write_records(tmp_path / f"records{suffix}", generate(spec, 3000))
+    write_generated(tmp_path / f"two{suffix}", spec, 3000, workers=2)
+    assert (tmp_path / f"two{suffix}").read_bytes() == (tmp_path / f"records{suffix}").read_bytes()
+    by_pipe = {".parquet": {"Table", "EncodedGroup"}, ".jsonl": {"bytes"}}[suffix]
+    assert received and set(received) == ({"_Parked"} if room else by_pipe)
+    assert len(folders) == 1
+    if room:
+        assert not os.path.exists(folders[0])  # the run's folder is gone
+    else:
+        os.rmdir(folders[0])
 
 
 def test_parquet_pages_do_not_follow_the_chunks(tmp_path):

@@ -93,7 +93,7 @@ def _measure_here(task_name: str, params: dict[str, Any], seconds: float, worker
             size *= 4
         count = max(4 * workers, min(10**6, math.ceil(seconds * size / took)))
         out = Path(folder) / "out.parquet"
-        wall, cpu, own = _timed(write_generated, out, spec, count, workers=workers)
+        wall, cpu, own = _timed_write(out, spec, count, workers)
         row: dict[str, Any] = {"task": task_name, "size": spec.resolve()[1].label(), "workers": workers,
                                "n": count, "inst/s": count / wall, "inst/cpu-s": count / cpu}
         if workers > 1:
@@ -102,9 +102,9 @@ def _measure_here(task_name: str, params: dict[str, Any], seconds: float, worker
             single = Path(folder) / "single.parquet"
             pairs = []
             for repeat in range(SPEED_UP_PAIRS):
-                alone, _, _ = _timed(write_generated, single, spec, count)
+                alone, _, _ = _timed_write(single, spec, count, 1)
                 if repeat:
-                    wall, cpu, own = _timed(write_generated, out, spec, count, workers=workers)
+                    wall, cpu, own = _timed_write(out, spec, count, workers)
                 pairs.append((alone / wall, wall, cpu, own))
             speed_up, wall, cpu, own = sorted(pairs)[len(pairs) // 2]
             row.update({"inst/s": count / wall, "inst/cpu-s": count / cpu, "speed-up": speed_up,
@@ -129,6 +129,13 @@ def _measure_here(task_name: str, params: dict[str, Any], seconds: float, worker
         "PENCIL peak max": max(peak),
     })
     return row
+
+
+def _timed_write(path: Path, spec: Spec, count: int, workers: int) -> tuple[float, float, float]:
+    """``_timed`` of writing ``count`` records to ``path``; a file left there by an earlier
+    run is removed first, as freeing its pages (tens of ms) is no part of generating."""
+    path.unlink(missing_ok=True)
+    return _timed(write_generated, path, spec, count, workers=workers)
 
 
 def _replay_all(traces: Sequence[tuple[list[str], list[str]]]) -> None:
