@@ -102,9 +102,9 @@ def test_pool_processes_hand_over_encoded_row_groups(tmp_path, monkeypatch):
         return flush(self, rows)
 
     spec = Spec("addition", {"operands": 2, "digits": 3}, "validation", 8)
-    write_records(tmp_path / "records.parquet", generate(spec, 5000))
+    write_records(tmp_path / "records.parquet", generate(spec, 5000, start=37))  # groups from the file's first row
     monkeypatch.setattr(export._Sink, "_flush", counted)
-    write_generated(tmp_path / "two.parquet", spec, 5000, workers=2)
+    write_generated(tmp_path / "two.parquet", spec, 5000, start=37, workers=2)
     assert (tmp_path / "two.parquet").read_bytes() == (tmp_path / "records.parquet").read_bytes()
     assert sum(gathered) < 5000 // 4
 
