@@ -244,7 +244,7 @@ def _row_groups(table: pa.Table, row: int) -> list[pa.Table | EncodedGroup]:
     A group starts at each multiple of ``_BATCH`` rows, so groups are found from there."""
     head = min(-row % _BATCH, len(table))
     parts: list[pa.Table | EncodedGroup] = [table.slice(0, head)] if head else []
-    properties = _properties(table.schema)
+    properties = _properties(RECORD_SCHEMA)
     for length in _group_lengths(row + head, _row_bytes(table.slice(head))):
         parts.append(encode_group(table.slice(head, length), **properties))
         head += length

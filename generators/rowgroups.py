@@ -39,12 +39,12 @@ _NUM_ROWS, _ROW_GROUPS, _ONE_GROUP, _POSITION, _ORDINAL = range(5)
 
 @dataclass(frozen=True)
 class EncodedGroup:
-    """One row group ready to be laid out: its bytes, and its footer entry as ``pieces``:
-    encoded bytes, with an ``int`` where a position relative to the group's first byte
-    goes and ``None`` where the group's ordinal goes."""
+    """One row group ready to be laid out: its bytes (``data``, any buffer), and its footer
+    entry as ``pieces``: encoded bytes, with an ``int`` where a position relative to the
+    group's first byte goes and ``None`` where the group's ordinal goes."""
 
     rows: int
-    data: bytes
+    data: pa.Buffer | bytes
     pieces: tuple[bytes | int | None, ...]
 
     def __len__(self) -> int:
@@ -89,21 +89,21 @@ class GroupFile:
         self.out.close()
 
 
-def _one_group_file(table: pa.Table, properties: dict[str, Any]) -> bytes:
+def _one_group_file(table: pa.Table, properties: dict[str, Any]) -> pa.Buffer:
     sink = pa.BufferOutputStream()
     with pq.ParquetWriter(sink, table.schema, **properties) as writer:
         # One chunk, or the pages would follow the chunks and the bytes the chunking.
         writer.write_table(table.combine_chunks(), row_group_size=max(1, len(table)))
-    return sink.getvalue().to_pybytes()
+    return sink.getvalue()
 
 
 class _Footer:
     """The footer of a one-group Parquet file, with where its fields of interest lie."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: pa.Buffer) -> None:
         (size,) = struct.unpack_from("<I", data, len(data) - 8)
         self.data, self.start = data, len(data) - 8 - size
-        self.footer = data[self.start:len(data) - 8]
+        self.footer = data[self.start:len(data) - 8].to_pybytes()
         found = _spans(np.frombuffer(self.footer, dtype=np.uint8))
         if found is None:
             raise ValueError("not a Parquet footer this can lay out")
@@ -123,7 +123,7 @@ class _Footer:
                 at = last
         pieces.append(self.footer[at:end])
         rows = self._only(_NUM_ROWS)[3]
-        return EncodedGroup(rows, self.data[len(MAGIC):self.start], tuple(pieces))
+        return EncodedGroup(rows, self.data[len(MAGIC):self.start], tuple(pieces))  # no copy of the data
 
     def with_groups(self, rows: int, entries: list[bytes]) -> bytes:
         """This footer with ``entries`` for its row groups, ``rows`` rows in all."""
