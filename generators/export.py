@@ -422,7 +422,8 @@ class _Sink:
         if self.suffix == ".jsonl":
             self.text = self.partial.open("wb")
         else:
-            self.groups = GroupFile(self.partial, schema, **_properties(schema))
+            self.properties = _properties(schema)  # the groups gathered here, and the file's footer
+            self.groups = GroupFile(self.partial, schema, **self.properties)
 
     def add(self, rows: int, encoded: Payload) -> None:
         self.count += rows
@@ -444,7 +445,7 @@ class _Sink:
 
     def _flush(self, rows: int) -> None:
         table = pa.concat_tables(self.pending)
-        self.groups.add(encode_group(table.slice(0, rows), **_properties(self.schema)))
+        self.groups.add(encode_group(table.slice(0, rows), **self.properties))
         rest = table.slice(rows)
         self.pending = [rest] if len(rest) else []
         self.pending_bytes = self.pending_bytes[rows:]
