@@ -380,9 +380,11 @@ def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, s
     of the consumer, and in this process while the next result is not ready.
     Unless ``chunk`` fixes their size, chunks start at 8 items and are then sized from the
     CPU time each took to cost about ``CHUNK_SECONDS``, and with a pool never more than a
-    share of what is left small enough that every process stays busy to the end; a sized
-    chunk of at least half of ``align`` items ends on a multiple of ``align`` items from
-    ``start`` (where its consumer cuts its output, such as Parquet row groups). Each
+    share of what is left small enough that every process stays busy to the end (nor less
+    than an eighth of a sized chunk, where the cost per chunk would dominate). When a sized
+    chunk holds at least half of ``align`` items, chunks end on multiples of ``align``
+    items from ``start`` (where its consumer cuts its output, such as Parquet row groups),
+    to the end: the consumer then has nothing to put together once the last one is in. Each
     process keeps its own warm state (caches, solvers) from chunk to chunk; items do not
     depend on it or on the chunking, so the bytes are the same.
     """
@@ -399,7 +401,7 @@ def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, s
     if workers == 1:
         lo, size = start, chunk or 8
         while lo < end:
-            hi = min(lo + size, end) if chunk is not None else _aligned(lo, lo + size, end, start, align)
+            hi = min(lo + size, end) if chunk is not None else _aligned(lo, lo + size, end, start, align, size)
             seconds, items, result = _timed_work(work, spec, lo, hi)
             lo += items
             if chunk is None:
@@ -418,49 +420,55 @@ def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, s
 
 def _pooled(spec: Spec, end: int, work: Callable[[Spec, int, int], T], start: int, workers: int,
             chunk: int | None, shipping: Shipping | None, align: int) -> Iterator[T]:
-    """Chunks run in ``workers - 1`` pool processes, each kept ``AHEAD`` chunks ahead, and in
-    this one: whenever the next result in order is not ready, this process does the next
-    chunk itself instead of waiting, so ``workers`` processes generate, only the pool's
-    share of the results is handed over, and this process's writing between results is
-    taken from its own share."""
+    """Chunks run in ``workers - 1`` pool processes, each kept up to ``AHEAD`` chunks ahead
+    (and less than is left), and in this one: whenever the next result in order is not
+    ready, this process does the next chunk itself instead of waiting, so ``workers``
+    processes generate, only the pool's share of the results is handed over, and this
+    process's writing between results is taken from its own share."""
     slots: deque[Future[tuple[float, int, Any]] | tuple[float, int, T]] = deque()  # in chunk order
-    lo, size, in_pool = start, chunk or 8, 0
+    lo, size, in_pool, pool_items = start, chunk or 8, 0, 0
 
     def next_range() -> tuple[int, int]:
         if chunk is not None:
             return lo, min(lo + chunk, end)
-        return lo, _aligned(lo, lo + max(1, min(size, (end - lo) // (AHEAD * workers))), end, start, align)
+        share = max(1, size // 8, min(size, (end - lo) // (AHEAD * workers)))
+        return lo, _aligned(lo, lo + share, end, start, align, size)
 
     with ProcessPoolExecutor(max_workers=workers - 1) as pool:
         while lo < end or slots:
             while lo < end and in_pool < AHEAD * (workers - 1):
                 piece = next_range()
+                # A chunk goes to the pool only while each pool process would hold less
+                # than is left for this one to do: it would otherwise still have chunks to
+                # do when this process runs out of them.
+                if pool_items + piece[1] - lo >= (end - lo) * (workers - 1):
+                    break
                 slots.append(pool.submit(_timed_work, work, spec, *piece, shipping and shipping.pack))
-                lo, in_pool = piece[1], in_pool + 1
-            head = slots[0]
-            if isinstance(head, Future) and not head.done() and lo < end:
-                piece = next_range()
-                slots.append(_timed_work(work, spec, *piece))
-                lo = piece[1]
-                continue
-            slots.popleft()
-            if isinstance(head, Future):
-                head, in_pool = head.result(), in_pool - 1
-                if shipping is not None:
-                    head = (head[0], head[1], shipping.unpack(head[2]))
-            seconds, items, result = head
-            if chunk is None:
+                lo, in_pool, pool_items = piece[1], in_pool + 1, pool_items + piece[1] - piece[0]
+            head = slots[0] if slots else None
+            if lo < end and (head is None or isinstance(head, Future) and not head.done()):
+                seconds, items, result = _timed_work(work, spec, *next_range())
+                slots.append((seconds, items, result))
+                lo += items
+            else:
+                slots.popleft()
+                if not isinstance(head, Future):
+                    yield head[2]
+                    continue
+                seconds, items, result = head.result()
+                in_pool, pool_items = in_pool - 1, pool_items - items
+                yield shipping.unpack(result) if shipping is not None else result
+            if chunk is None:  # sized from the latest measure, here or in the pool
                 size = _next_size(items, seconds)
-            yield result
 
 
-def _aligned(lo: int, hi: int, end: int, start: int, align: int) -> int:
+def _aligned(lo: int, hi: int, end: int, start: int, align: int, size: int) -> int:
     """Where a chunk from ``lo`` meant to end at ``hi`` ends: at ``end`` at the latest, and
-    when it is meant to hold at least half of ``align`` items, at the multiple of ``align``
-    from ``start`` nearest to ``hi`` (past ``lo``)."""
+    when chunks are sized to hold at least half of ``align`` items (``size``), at the
+    multiple of ``align`` from ``start`` nearest to ``hi`` (past ``lo``)."""
     if hi >= end:
         return end
-    if 2 * (hi - lo) >= align:
+    if 2 * size >= align:
         nearest = start + max((hi - start + align // 2) // align, (lo - start) // align + 1) * align
         return min(nearest, end)
     return hi

@@ -273,6 +273,37 @@ def test_pooled_chunks_are_sized_from_the_workers_cpu_time(monkeypatch):
     assert sizes[-1] <= max(1, 3000 // 8)  # the tail is cut small so both workers finish together
 
 
+def test_the_tail_is_cut_no_finer_than_an_eighth_of_a_sized_chunk():
+    spec = Spec("addition", {"operands": 2, "digits": 2})
+    sizes = [hi - lo for lo, hi in map_chunks(spec, 3000, _bounds, workers=2)]
+    assert min(sizes[:-1]) >= 8  # chunks of a few items cost more to hand over than to make
+
+
+def test_the_pool_never_holds_as_much_as_is_left_to_hand_out(monkeypatch):
+    from pencilbench.generators import dataset
+
+    events = []
+
+    class Watched(dataset.ProcessPoolExecutor):
+        def submit(self, fn, work, spec, lo, hi, *rest):
+            events.append(("queued", lo, hi))
+            return super().submit(fn, work, spec, lo, hi, *rest)
+
+    monkeypatch.setattr(dataset, "ProcessPoolExecutor", Watched)
+    spec = Spec("addition", {"operands": 2, "digits": 2})
+    for lo, hi, _ in map_chunks(spec, 300, _where, workers=2, chunk=5):
+        events.append(("done", lo, hi))
+    queued: dict[int, int] = {}
+    for event, lo, hi in events:
+        if event == "queued":
+            held = sum(queued.values())
+            assert held + hi - lo < 300 - lo  # with the chunk, less than is left to hand out
+            queued[lo] = hi - lo
+        else:
+            queued.pop(lo, None)
+    assert len(events) > 60  # the pool took some
+
+
 def test_the_consuming_process_takes_chunks_while_it_waits_for_the_pool():
     spec = Spec("addition", {"operands": 2, "digits": 2})
     pieces = list(map_chunks(spec, 300, _where, workers=2, chunk=5))

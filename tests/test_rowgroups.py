@@ -120,6 +120,15 @@ def test_sized_chunks_end_on_multiples_of_the_alignment():
         list(map_chunks(spec, 10, _bounds, align=0))
 
 
+def test_chunks_of_whole_row_groups_stay_whole_to_the_end():
+    # Cut finer near the end, a chunk would leave its group to be encoded after every
+    # record is made, by one process while the others wait.
+    spec = Spec("addition", {"operands": 2, "digits": 2})
+    pieces = list(map_chunks(spec, 20000, _bounds, start=5, workers=2, align=100))
+    first = next(i for i, (_, hi) in enumerate(pieces) if (hi - 5) % 100 == 0)
+    assert all((hi - 5) % 100 == 0 for _, hi in pieces[first:-1]) and pieces[-1][1] == 20005
+
+
 def _bounds(spec, lo, hi):
     sum(range(2000 * (hi - lo)))  # about 50 us of CPU per item
     return lo, hi
