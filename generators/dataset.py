@@ -372,7 +372,7 @@ class Shipping:
 
 def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, start: int = 0,
                workers: int = 1, chunk: int | None = None, shipping: Shipping | None = None,
-               align: int = 1) -> Iterator[T]:
+               align: int = 1, origin: int | None = None) -> Iterator[T]:
     """``work(spec, lo, hi)`` over consecutive chunks of items, results in chunk order.
 
     With ``workers > 1`` the chunks run in ``workers - 1`` pool processes (``work`` must be
@@ -382,9 +382,10 @@ def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, s
     CPU time each took to cost about ``CHUNK_SECONDS``, and with a pool never more than a
     share of what is left small enough that every process stays busy to the end (nor less
     than an eighth of a sized chunk, where the cost per chunk would dominate). When a sized
-    chunk holds at least half of ``align`` items, chunks end on multiples of ``align``
-    items from ``start`` (where its consumer cuts its output, such as Parquet row groups),
-    to the end: the consumer then has nothing to put together once the last one is in. Each
+    chunk holds at least a quarter of ``align`` items, chunks end on multiples of ``align``
+    items from ``origin`` (``start`` by default; where the consumer cuts its output, such
+    as Parquet row groups), to the end: the consumer then has nothing to put together once
+    the last one is in. Each
     process keeps its own warm state (caches, solvers) from chunk to chunk; items do not
     depend on it or on the chunking, so the bytes are the same.
     """
@@ -397,11 +398,12 @@ def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, s
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     if align < 1:
         raise ValueError(f"align must be >= 1, got {align}")
+    origin = start if origin is None else origin
     end = start + count
     if workers == 1:
         lo, size = start, chunk or 8
         while lo < end:
-            hi = min(lo + size, end) if chunk is not None else _aligned(lo, lo + size, end, start, align, size)
+            hi = min(lo + size, end) if chunk is not None else _aligned(lo, lo + size, end, origin, align, size)
             seconds, items, result = _timed_work(work, spec, lo, hi)
             lo += items
             if chunk is None:
@@ -413,13 +415,13 @@ def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, s
     # the whole inherited heap; that cost a fifth of their CPU time.
     gc.freeze()
     try:
-        yield from _pooled(spec, end, work, start, workers, chunk, shipping, align)
+        yield from _pooled(spec, end, work, start, workers, chunk, shipping, align, origin)
     finally:
         gc.unfreeze()
 
 
 def _pooled(spec: Spec, end: int, work: Callable[[Spec, int, int], T], start: int, workers: int,
-            chunk: int | None, shipping: Shipping | None, align: int) -> Iterator[T]:
+            chunk: int | None, shipping: Shipping | None, align: int, origin: int) -> Iterator[T]:
     """Chunks run in ``workers - 1`` pool processes, each kept up to ``AHEAD`` chunks ahead
     (and less than is left), and in this one: whenever the next result in order is not
     ready, this process does the next chunk itself instead of waiting, so ``workers``
@@ -432,7 +434,7 @@ def _pooled(spec: Spec, end: int, work: Callable[[Spec, int, int], T], start: in
         if chunk is not None:
             return lo, min(lo + chunk, end)
         share = max(1, size // 8, min(size, (end - lo) // (AHEAD * workers)))
-        return lo, _aligned(lo, lo + share, end, start, align, size)
+        return lo, _aligned(lo, lo + share, end, origin, align, size)
 
     with ProcessPoolExecutor(max_workers=workers - 1) as pool:
         while lo < end or slots:
@@ -462,14 +464,14 @@ def _pooled(spec: Spec, end: int, work: Callable[[Spec, int, int], T], start: in
                 size = _next_size(items, seconds)
 
 
-def _aligned(lo: int, hi: int, end: int, start: int, align: int, size: int) -> int:
+def _aligned(lo: int, hi: int, end: int, origin: int, align: int, size: int) -> int:
     """Where a chunk from ``lo`` meant to end at ``hi`` ends: at ``end`` at the latest, and
-    when chunks are sized to hold at least half of ``align`` items (``size``), at the
-    multiple of ``align`` from ``start`` nearest to ``hi`` (past ``lo``)."""
+    when chunks are sized to hold at least a quarter of ``align`` items (``size``), at the
+    multiple of ``align`` from ``origin`` nearest to ``hi`` (past ``lo``)."""
     if hi >= end:
         return end
-    if 2 * size >= align:
-        nearest = start + max((hi - start + align // 2) // align, (lo - start) // align + 1) * align
+    if 4 * size >= align:  # a group costs up to four chunks
+        nearest = origin + max((hi - origin + align // 2) // align, (lo - origin) // align + 1) * align
         return min(nearest, end)
     return hi
 

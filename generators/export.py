@@ -56,7 +56,15 @@ SEGMENT_SCHEMA = pa.schema(
     [("id", pa.string()), ("segment", pa.int64()), ("tokens", pa.string()), ("loss_start", pa.int64())]
 )
 FORMATS = (".jsonl", ".parquet")
-_BATCH = 2048  # rows per Parquet row group, at most; no group straddles a multiple of it
+_BATCH = 2048  # rows per Parquet row group, at most
+# Text a row group aims to hold. A file's rows per group are set from the mean text of its
+# first rows (up to _SAMPLE_ROWS, or as many as reach _SAMPLE_TEXT), and no group straddles
+# a multiple of them. At 3 MB a group of the small sizes costs at most a few chunks of
+# work (60 ms for SAT, 30 ms for QBF), so a pool process's chunks hold whole groups, which
+# it hands over encoded: an eighth of the bytes of the Arrow rows, and nothing left to
+# encode in the writing process. Smaller groups cost more to encode per row.
+_GROUP_TEXT = 3 << 20
+_SAMPLE_ROWS, _SAMPLE_TEXT = 8, 64 << 10
 # Text bytes after which a row group ends early. A group is encoded whole once its last row
 # is in, so the last group of a run is encoded after every record is made: 8 MB keeps that
 # tail to tens of ms (64 MB took a tenth of a short Einstein run), and costs a group's
@@ -118,14 +126,20 @@ def write_generated(path: str | Path, spec: Spec, count: int, *, start: int = 0,
     """
     suffix = check_format(path)
     segment_suffix = check_format(segments_path) if segments_path is not None else None
-    work = functools.partial(_encoded_chunk, first=start, suffix=suffix, segment_suffix=segment_suffix)
     records, cut = _Sink(path, RECORD_SCHEMA), None
     try:
         if segments_path is not None:
             cut = _Sink(segments_path, SEGMENT_SCHEMA)
+        # The file's first rows, made here: they set its rows per group, which chunks end on.
+        head = _leading_table(spec, start, count)
+        group_rows = _group_rows(_row_bytes(head))
+        encode = functools.partial(_encoded_table, group_rows=group_rows, suffix=suffix, segment_suffix=segment_suffix)
+        work = functools.partial(_encoded_chunk, first=start, encode=encode)
         with _parking(workers) as shipping:
-            for encoded, encoded_segments in map_chunks(spec, count, work, start=start, workers=workers,
-                                                         chunk=chunk, shipping=shipping, align=_BATCH):
+            records.group_rows = group_rows
+            rest = map_chunks(spec, count - len(head), work, start=start + len(head), workers=workers, chunk=chunk,
+                              shipping=shipping, align=group_rows if suffix == ".parquet" else 1, origin=start)
+            for encoded, encoded_segments in itertools.chain([encode(head, 0)] if len(head) else [], rest):
                 records.add(*encoded)
                 if cut is not None and encoded_segments is not None:
                     cut.add(*encoded_segments)
@@ -229,27 +243,32 @@ Payload = bytes | list[pa.Table | EncodedGroup]
 Encoded = tuple[int, Payload]
 
 
-def _encoded_chunk(spec: Spec, start: int, stop: int, *, first: int, suffix: str,
+def _encoded_chunk(spec: Spec, start: int, stop: int, *, first: int,
+                   encode: Callable[[pa.Table, int], tuple[Encoded, Encoded | None]]) -> tuple[Encoded, Encoded | None]:
+    """Records ``start .. stop - 1`` made and encoded for a file whose first record is ``first``."""
+    return encode(make_table(spec, start, stop), start - first)
+
+
+def _encoded_table(table: pa.Table, row: int, *, group_rows: int, suffix: str,
                    segment_suffix: str | None) -> tuple[Encoded, Encoded | None]:
-    """Records ``start .. stop - 1`` encoded for a file whose first record is ``first``
-    (and their segments for a file of their own)."""
-    table = make_table(spec, start, stop)
+    """Records as an Arrow table, encoded as the file's rows from ``row`` on, in row groups
+    that start every ``group_rows`` rows (and their segments for a file of their own)."""
     records = records_of(table) if suffix == ".jsonl" or segment_suffix is not None else []
-    encoded = (len(table), _row_groups(table, start - first) if suffix == ".parquet" else _jsonl(records))
+    encoded = (len(table), _row_groups(table, row, group_rows) if suffix == ".parquet" else _jsonl(records))
     if segment_suffix is None:
         return encoded, None
     cut = list(segment_rows(records))
     return encoded, (len(cut), _encode(cut, segment_suffix, _segment_table))
 
 
-def _row_groups(table: pa.Table, row: int) -> list[pa.Table | EncodedGroup]:
+def _row_groups(table: pa.Table, row: int, group_rows: int) -> list[pa.Table | EncodedGroup]:
     """A chunk of a record file starting at its row ``row``, as the row groups that lie wholly
     in it, encoded, and the rows before the first of them and after the last, as tables.
-    A group starts at each multiple of ``_BATCH`` rows, so groups are found from there."""
-    head = min(-row % _BATCH, len(table))
+    A group starts at each multiple of ``group_rows`` rows, so groups are found from there."""
+    head = min(-row % group_rows, len(table))
     parts: list[pa.Table | EncodedGroup] = [table.slice(0, head)] if head else []
     properties = _properties(RECORD_SCHEMA)
-    for length in _group_lengths(row + head, _row_bytes(table.slice(head))):
+    for length in _group_lengths(row + head, _row_bytes(table.slice(head)), group_rows):
         parts.append(encode_group(table.slice(head, length), **properties))
         head += length
     if head < len(table):
@@ -257,15 +276,39 @@ def _row_groups(table: pa.Table, row: int) -> list[pa.Table | EncodedGroup]:
     return parts
 
 
-def _group_lengths(row: int, sizes: np.ndarray) -> list[int]:
+def _group_rows(sizes: np.ndarray) -> int:
+    """Rows per row group of a file whose first rows hold text ``sizes``: as many as hold
+    ``_GROUP_TEXT`` at the mean of the first ``_SAMPLE_ROWS`` (or of fewer, up to the one
+    that brings them to ``_SAMPLE_TEXT``), from 1 to ``_BATCH``."""
+    sample = sizes[:_SAMPLE_ROWS]
+    reached = np.flatnonzero(np.cumsum(sample) >= _SAMPLE_TEXT)
+    if len(reached):
+        sample = sample[: reached[0] + 1]
+    if not len(sample):
+        return _BATCH
+    return int(min(_BATCH, max(1, _GROUP_TEXT * len(sample) // max(1, int(sample.sum())))))
+
+
+def _leading_table(spec: Spec, start: int, count: int) -> pa.Table:
+    """The first of ``count`` records from ``start``, as many as :func:`_group_rows` reads."""
+    table = make_table(spec, start, start + min(count, 1))
+    want = min(count, _SAMPLE_ROWS)
+    while len(table) < want and (text := int(_row_bytes(table).sum())) < _SAMPLE_TEXT:
+        more = -(-(_SAMPLE_TEXT - text) * len(table) // max(1, text))  # at the mean so far
+        stop = start + min(want, len(table) + max(1, more))
+        table = pa.concat_tables([table, make_table(spec, start + len(table), stop)])
+    return table
+
+
+def _group_lengths(row: int, sizes: np.ndarray, group_rows: int) -> list[int]:
     """The row groups that rows with text ``sizes``, from the file's row ``row`` where a
-    group starts, complete: a group ends at each multiple of ``_BATCH`` rows, or earlier,
-    after the row that brings its text to ``_GROUP_BYTES``. The cuts depend on the rows
-    alone, so neither a file's bytes nor where a chunk can encode its groups depend on how
-    its rows were chunked."""
+    group starts, complete: a group ends at each multiple of ``group_rows`` rows, or
+    earlier, after the row that brings its text to ``_GROUP_BYTES``. The cuts depend on the
+    rows alone, so neither a file's bytes nor where a chunk can encode its groups depend on
+    how its rows were chunked."""
     lengths, at = [], 0
     while at < len(sizes):
-        room = _BATCH - (row + at) % _BATCH
+        room = group_rows - (row + at) % group_rows
         reached = np.flatnonzero(np.cumsum(sizes[at:at + room]) >= _GROUP_BYTES)
         if len(reached):
             length = int(reached[0]) + 1
@@ -409,6 +452,7 @@ class _Sink:
 
     Parquet rows arrive as encoded row groups and as tables; the tables' rows wait here
     until their row group is complete (see :func:`_group_lengths`), then are encoded here.
+    The rows per group are set from the first rows (see :func:`_group_rows`) unless given.
     """
 
     def __init__(self, path: str | Path, schema: pa.Schema) -> None:
@@ -417,6 +461,7 @@ class _Sink:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.partial = self.path.with_name(f".{self.path.name}.partial")
         self.schema, self.count, self.done = schema, 0, False
+        self.group_rows: int | None = None
         self.pending: list[pa.Table] = []  # the rows of the group being gathered
         self.pending_bytes = np.zeros(0, dtype=np.int64)  # the text bytes of each pending row
         if self.suffix == ".jsonl":
@@ -434,14 +479,18 @@ class _Sink:
             if not len(part):
                 continue
             if isinstance(part, EncodedGroup):
-                if self.pending:
+                if self.pending or self.group_rows is None:
                     raise RuntimeError("a row group arrived before the rows ahead of it were complete")
                 self.groups.add(part)
                 continue
             self.pending.append(part)
             self.pending_bytes = np.concatenate((self.pending_bytes, _row_bytes(part)))
-            for length in _group_lengths(self.groups.rows, self.pending_bytes):
-                self._flush(length)
+            if self.group_rows is None and (len(self.pending_bytes) >= _SAMPLE_ROWS
+                                            or self.pending_bytes.sum() >= _SAMPLE_TEXT):
+                self.group_rows = _group_rows(self.pending_bytes)
+            if self.group_rows is not None:
+                for length in _group_lengths(self.groups.rows, self.pending_bytes, self.group_rows):
+                    self._flush(length)
 
     def _flush(self, rows: int) -> None:
         table = pa.concat_tables(self.pending)

@@ -71,23 +71,45 @@ def _encoded(group):
     return pickle.loads(pickle.dumps(encode_group(group, **RECORD_PROPERTIES)))
 
 
-def test_row_groups_restart_at_each_multiple_of_the_batch(monkeypatch):
-    monkeypatch.setattr(export, "_BATCH", 10)
+def test_row_groups_restart_at_each_multiple_of_the_group_rows(monkeypatch):
     monkeypatch.setattr(export, "_GROUP_BYTES", 100)
     small, large = np.full(25, 1), np.array([1] * 3 + [200] + [1] * 21)
-    assert export._group_lengths(0, small) == [10, 10]  # the last 5 rows wait for more
-    assert export._group_lengths(4, small) == [6, 10]  # from row 4: up to row 10, then 20
+    assert export._group_lengths(0, small, 10) == [10, 10]  # the last 5 rows wait for more
+    assert export._group_lengths(4, small, 10) == [6, 10]  # from row 4: up to row 10, then 20
     # A large row ends its group early; the next group still ends at row 10, not 10 rows on.
-    assert export._group_lengths(0, large) == [4, 6, 10]
+    assert export._group_lengths(0, large, 10) == [4, 6, 10]
 
 
-def test_a_chunk_encodes_the_groups_it_holds_and_hands_on_the_rest(monkeypatch):
-    monkeypatch.setattr(export, "_BATCH", 16)
+def test_rows_per_group_come_from_the_mean_text_of_the_first_rows():
+    text = export._GROUP_TEXT
+    assert export._group_rows(np.full(20, 1000)) == min(export._BATCH, text // 1000)
+    assert export._group_rows(np.full(20, 10_000)) == text // 10_000  # SAT, QBF: a few hundred
+    # Only the first 8 rows count, or fewer once they reach 64 KB.
+    assert export._group_rows(np.array([10_000] * 8 + [1] * 100)) == text // 10_000
+    assert export._group_rows(np.array([40_000, 40_000, 1, 1, 1])) == text // 40_000
+    assert export._group_rows(np.array([5 * text, 1])) == 1
+    assert export._group_rows(np.array([], dtype=np.int64)) == export._BATCH
+
+
+def test_the_rows_per_group_of_a_generated_file_match_a_written_one(tmp_path):
+    # Records of a few KB to 30 KB: the rows per group are set from the first rows' mean,
+    # which generating reads from the records it makes first, writing from its first batch.
+    spec = Spec("qbf", {"variables": 8, "ratio": 2.0}, "test", 5)
+    write_records(tmp_path / "written.parquet", generate(spec, 700, start=3))
+    for workers in (1, 2):
+        write_generated(tmp_path / "made.parquet", spec, 700, start=3, workers=workers)
+        assert (tmp_path / "made.parquet").read_bytes() == (tmp_path / "written.parquet").read_bytes()
+    groups = pq.ParquetFile(tmp_path / "made.parquet").metadata
+    sizes = [groups.row_group(i).num_rows for i in range(groups.num_row_groups)]
+    assert 8 < max(sizes) < export._BATCH and sum(sizes) == 700
+
+
+def test_a_chunk_encodes_the_groups_it_holds_and_hands_on_the_rest():
     table = make_table(Spec("addition", {"operands": 2, "digits": 2}, "train", 3), 100, 150)
-    parts = export._row_groups(table, 100)  # rows 100..149 of the file: groups 112..127, 128..143
+    parts = export._row_groups(table, 100, 16)  # rows 100..149 of the file: groups 112..127, 128..143
     kinds = [(type(part).__name__, len(part)) for part in parts]
     assert kinds == [("Table", 12), ("EncodedGroup", 16), ("EncodedGroup", 16), ("Table", 6)]
-    assert [len(part) for part in export._row_groups(table.slice(0, 10), 100)] == [10]
+    assert [len(part) for part in export._row_groups(table.slice(0, 10), 100, 16)] == [10]
 
 
 def test_pool_processes_hand_over_encoded_row_groups(tmp_path, monkeypatch):
