@@ -370,6 +370,17 @@ class Shipping:
     unpack: Callable[[Any], Any]
 
 
+def check_chunking(spec: Spec, count: int, *, start: int = 0, workers: int = 1, chunk: int | None = None) -> None:
+    """Raise ``ValueError`` for arguments :func:`map_chunks` refuses, before any work."""
+    spec.resolve()  # fail fast on bad input, in this process
+    if count < 0 or start < 0:
+        raise ValueError(f"count and start must be >= 0, got {count} and {start}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if chunk is not None and chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+
+
 def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, start: int = 0,
                workers: int = 1, chunk: int | None = None, shipping: Shipping | None = None,
                align: int = 1, origin: int | None = None) -> Iterator[T]:
@@ -389,13 +400,7 @@ def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, s
     process keeps its own warm state (caches, solvers) from chunk to chunk; items do not
     depend on it or on the chunking, so the bytes are the same.
     """
-    spec.resolve()  # fail fast on bad input, in this process
-    if count < 0 or start < 0:
-        raise ValueError(f"count and start must be >= 0, got {count} and {start}")
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
-    if chunk is not None and chunk < 1:
-        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    check_chunking(spec, count, start=start, workers=workers, chunk=chunk)
     if align < 1:
         raise ValueError(f"align must be >= 1, got {align}")
     origin = start if origin is None else origin

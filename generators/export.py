@@ -41,6 +41,7 @@ from pencilbench.generators.dataset import (
     SCHEMA_VERSION,
     Shipping,
     Spec,
+    check_chunking,
     make_table,
     map_chunks,
     record_from_row,
@@ -126,6 +127,7 @@ def write_generated(path: str | Path, spec: Spec, count: int, *, start: int = 0,
     """
     suffix = check_format(path)
     segment_suffix = check_format(segments_path) if segments_path is not None else None
+    check_chunking(spec, count, start=start, workers=workers, chunk=chunk)
     records, cut = _Sink(path, RECORD_SCHEMA), None
     try:
         if segments_path is not None:

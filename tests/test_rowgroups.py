@@ -154,3 +154,13 @@ def test_chunks_of_whole_row_groups_stay_whole_to_the_end():
 def _bounds(spec, lo, hi):
     sum(range(2000 * (hi - lo)))  # about 50 us of CPU per item
     return lo, hi
+
+
+def test_bad_chunking_is_refused_before_any_record_is_made(tmp_path, monkeypatch):
+    made = []
+    monkeypatch.setattr(export, "make_table", lambda *args: made.append(args))
+    spec = Spec("qbf", {"variables": 8, "ratio": 2.0})
+    for bad, message in (({"workers": 0}, "workers must be >= 1"), ({"chunk": 0}, "chunk must be >= 1")):
+        with pytest.raises(ValueError, match=message):
+            write_generated(tmp_path / "records.parquet", spec, 10, **bad)
+    assert not made and not list(tmp_path.iterdir())
