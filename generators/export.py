@@ -128,17 +128,16 @@ def write_generated(path: str | Path, spec: Spec, count: int, *, start: int = 0,
     suffix = check_format(path)
     segment_suffix = check_format(segments_path) if segments_path is not None else None
     check_chunking(spec, count, start=start, workers=workers, chunk=chunk)
-    records, cut = _Sink(path, RECORD_SCHEMA), None
+    # The file's first rows, made here: they set its rows per group, which chunks end on.
+    head = _leading_table(spec, start, count)
+    group_rows = _group_rows(_row_bytes(head))
+    encode = functools.partial(_encoded_table, group_rows=group_rows, suffix=suffix, segment_suffix=segment_suffix)
+    work = functools.partial(_encoded_chunk, first=start, encode=encode)
+    records, cut = _Sink(path, RECORD_SCHEMA, group_rows), None
     try:
         if segments_path is not None:
             cut = _Sink(segments_path, SEGMENT_SCHEMA)
-        # The file's first rows, made here: they set its rows per group, which chunks end on.
-        head = _leading_table(spec, start, count)
-        group_rows = _group_rows(_row_bytes(head))
-        encode = functools.partial(_encoded_table, group_rows=group_rows, suffix=suffix, segment_suffix=segment_suffix)
-        work = functools.partial(_encoded_chunk, first=start, encode=encode)
         with _parking(workers) as shipping:
-            records.group_rows = group_rows
             rest = map_chunks(spec, count - len(head), work, start=start + len(head), workers=workers, chunk=chunk,
                               shipping=shipping, align=group_rows if suffix == ".parquet" else 1, origin=start)
             for encoded, encoded_segments in itertools.chain([encode(head, 0)] if len(head) else [], rest):
@@ -291,13 +290,19 @@ def _group_rows(sizes: np.ndarray) -> int:
     return int(min(_BATCH, max(1, _GROUP_TEXT * len(sample) // max(1, int(sample.sum())))))
 
 
+def _sampled(sizes: np.ndarray) -> bool:
+    """Whether first rows with text ``sizes`` are all that :func:`_group_rows` reads of a
+    longer file."""
+    return len(sizes) >= _SAMPLE_ROWS or int(sizes.sum()) >= _SAMPLE_TEXT
+
+
 def _leading_table(spec: Spec, start: int, count: int) -> pa.Table:
     """The first of ``count`` records from ``start``, as many as :func:`_group_rows` reads."""
     table = make_table(spec, start, start + min(count, 1))
-    want = min(count, _SAMPLE_ROWS)
-    while len(table) < want and (text := int(_row_bytes(table).sum())) < _SAMPLE_TEXT:
+    while len(table) < count and not _sampled(sizes := _row_bytes(table)):
+        text = int(sizes.sum())
         more = -(-(_SAMPLE_TEXT - text) * len(table) // max(1, text))  # at the mean so far
-        stop = start + min(want, len(table) + max(1, more))
+        stop = start + min(count, _SAMPLE_ROWS, len(table) + max(1, more))
         table = pa.concat_tables([table, make_table(spec, start + len(table), stop)])
     return table
 
@@ -457,13 +462,13 @@ class _Sink:
     The rows per group are set from the first rows (see :func:`_group_rows`) unless given.
     """
 
-    def __init__(self, path: str | Path, schema: pa.Schema) -> None:
+    def __init__(self, path: str | Path, schema: pa.Schema, group_rows: int | None = None) -> None:
         self.path = Path(path)
         self.suffix = check_format(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.partial = self.path.with_name(f".{self.path.name}.partial")
         self.schema, self.count, self.done = schema, 0, False
-        self.group_rows: int | None = None
+        self.group_rows = group_rows
         self.pending: list[pa.Table] = []  # the rows of the group being gathered
         self.pending_bytes = np.zeros(0, dtype=np.int64)  # the text bytes of each pending row
         if self.suffix == ".jsonl":
@@ -487,8 +492,7 @@ class _Sink:
                 continue
             self.pending.append(part)
             self.pending_bytes = np.concatenate((self.pending_bytes, _row_bytes(part)))
-            if self.group_rows is None and (len(self.pending_bytes) >= _SAMPLE_ROWS
-                                            or self.pending_bytes.sum() >= _SAMPLE_TEXT):
+            if self.group_rows is None and _sampled(self.pending_bytes):
                 self.group_rows = _group_rows(self.pending_bytes)
             if self.group_rows is not None:
                 for length in _group_lengths(self.groups.rows, self.pending_bytes, self.group_rows):
