@@ -3,7 +3,7 @@
 import json
 
 from pencilbench.bench.cli import main
-from pencilbench.bench.commands.perf import SPEED_UP_PAIRS, compare_table
+from pencilbench.bench.commands.perf import SPEED_UP_PAIRS, _against_goal, compare_table
 
 
 def run(capsys, *argv):
@@ -28,9 +28,31 @@ def test_workers_show_speed_up_and_identical_bytes(capsys):
     code, out, _ = run(capsys, "perf", "--task", "phop", "--goals", "--workers", "2", "--seconds", "0.05")
     assert code == 0 and "speed-up" in out
     assert "same bytes" in out and " yes " in out
-    row = next(line for line in out.splitlines() if line.startswith("phop"))
-    pairs = next(cell for cell in row.split() if cell.count("-") == SPEED_UP_PAIRS - 1)  # lowest first
-    assert [float(x) for x in pairs.split("-")] == sorted(float(x) for x in pairs.split("-"))
+    header, rule, row = (line for line in out.splitlines() if line.startswith(("task ", "----", "phop")))
+    cells = dict(zip(_cells(header, rule), _cells(row, rule), strict=True))
+    pairs = cells["speed-ups"].split("-")
+    assert len(pairs) == SPEED_UP_PAIRS and [float(x) for x in pairs] == sorted(float(x) for x in pairs)
+    # Two processes apart, each writing half the records to its own file: a speed-up above 1
+    # on any machine with two cores, and the pool's share of it a percentage.
+    assert float(cells["apart"]) > 0 and cells["of apart"].endswith("%")
+    assert cells["speed-up floor"] == "1.8x" and cells["speed-up met"] in ("yes", "no")
+
+
+def _cells(line, rule):
+    """The cells of a table line, cut where the rule under the header has its dashes."""
+    spans, at = [], 0
+    for dashes in rule.split("  "):
+        spans.append(line[at : at + len(dashes)].strip())
+        at += len(dashes) + 2
+    return spans
+
+
+def test_the_speed_up_floor_is_nine_tenths_of_the_workers():
+    row = {"inst/cpu-s": 40_000.0, "workers": 2, "speed-up": 1.79}
+    assert _against_goal(row, None, "30000")["speed-up met"] == "no"
+    assert _against_goal({**row, "speed-up": 1.8}, None, "30000")["speed-up met"] == "yes"
+    assert _against_goal({**row, "workers": 4, "speed-up": 3.5}, 799.0, "10x")["speed-up floor"] == "3.6x"
+    assert "speed-up met" not in _against_goal({"inst/cpu-s": 1.0, "workers": 1}, None, "30000")
 
 
 def test_compare_table_pairs_rows_by_task_size_and_workers():
