@@ -134,8 +134,8 @@ def _speed_ups(folder: Path, spec: Spec, count: int, workers: int,
     median round is the figure. The runs apart show what this machine gives that many
     processes on this work (on a shared virtual machine, often well under ``workers``)."""
     single, pooled = folder / "single.parquet", folder / "out.parquet"
-    shares = [(folder / f"apart-{k}.parquet", spec, count * k // workers, count * (k + 1) // workers - count * k // workers)
-              for k in range(workers)]
+    cuts = [count * k // workers for k in range(workers + 1)]
+    shares = [(folder / f"apart-{k}.parquet", spec, cuts[k], cuts[k + 1] - cuts[k]) for k in range(workers)]
     rounds = []
     with ProcessPoolExecutor(max_workers=workers) as apart:
         list(apart.map(_write_share, [(path, spec, 0, 1) for path, spec, _, _ in shares]))  # started and warm
@@ -222,7 +222,8 @@ def run_perf(args: argparse.Namespace) -> int:
     if "apart" in shown:
         print(f"speed-up: one process's time over the pool's, median of {SPEED_UP_PAIRS} rounds; apart: the same "
               f"for {args.workers} processes each writing its own share, nothing shared (what this machine gives "
-              f"{args.workers} processes on this work); of apart: how much of that the pool reached (their time over its)")
+              f"{args.workers} processes on this work); of apart: how much of that the pool reached "
+              "(their time over its)")
     print(format_table(shown, [[row.get(column, "") for column in shown] for row in rows]))
     if baseline is not None:
         print(f"\nagainst {args.compare}")
