@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import gc
 import json
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -359,6 +360,7 @@ def make_table(spec: Spec, start: int, stop: int) -> pa.Table:
 # chunk's arrays stay in the processor's caches.
 CHUNK_SECONDS = 0.02
 AHEAD = 4  # chunks queued for each pool process: enough to keep it busy while this one works
+HANDOVER_SECONDS = 0.0005  # the interpreter's switch interval while a pool runs (see map_chunks)
 
 
 @dataclass(frozen=True)
@@ -419,9 +421,16 @@ def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, s
     # garbage collector, so the workers' collections do not walk (and copy, page by page)
     # the whole inherited heap; that cost a fifth of their CPU time.
     gc.freeze()
+    # The pool's chunks go out and its results come in through threads of this process,
+    # which need the interpreter lock: at the default switch interval (5 ms) each of their
+    # steps waits that long for this thread's Python code to yield it, which held the pool's
+    # first chunk back by about 20 ms (Einstein).
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(HANDOVER_SECONDS)
     try:
         yield from _pooled(spec, end, work, start, workers, chunk, shipping, align, origin)
     finally:
+        sys.setswitchinterval(interval)
         gc.unfreeze()
 
 
