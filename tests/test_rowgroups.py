@@ -151,6 +151,17 @@ def test_chunks_of_whole_row_groups_stay_whole_to_the_end():
     assert all((hi - 5) % 100 == 0 for _, hi in pieces[first:-1]) and pieces[-1][1] == 20005
 
 
+def test_chunks_snap_to_groups_that_cost_up_to_six_chunks():
+    from pencilbench.generators.dataset import _aligned
+
+    # Chunks of 100 items: groups of 600 are whole chunks of their own (SAT n=10 on a busy
+    # host: 980-record groups, 20 ms chunks of 220), groups of 700 are not.
+    assert _aligned(0, 100, 10**6, 0, 600, 100) == 600
+    assert _aligned(600, 700, 10**6, 0, 600, 100) == 1200
+    assert _aligned(0, 100, 10**6, 0, 700, 100) == 100
+    assert _aligned(0, 100, 450, 0, 600, 100) == 450  # never past the end
+
+
 def _bounds(spec, lo, hi):
     sum(range(2000 * (hi - lo)))  # about 50 us of CPU per item
     return lo, hi
