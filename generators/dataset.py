@@ -401,12 +401,12 @@ def map_chunks(spec: Spec, count: int, work: Callable[[Spec, int, int], T], *, s
     CPU time each took to cost about ``CHUNK_SECONDS``, and with a pool never more than a
     share of what is left small enough that every process stays busy to the end (nor less
     than an eighth of a sized chunk, where the cost per chunk would dominate). When a sized
-    chunk holds at least ``1 / ALIGN_CHUNKS`` of ``align`` items, chunks end on multiples of ``align``
-    items from ``origin`` (``start`` by default; where the consumer cuts its output, such
-    as Parquet row groups), to the end: the consumer then has nothing to put together once
-    the last one is in. Each
-    process keeps its own warm state (caches, solvers) from chunk to chunk; items do not
-    depend on it or on the chunking, so the bytes are the same.
+    chunk holds at least ``1 / ALIGN_CHUNKS`` of ``align`` items, chunks end on multiples
+    of ``align`` items from ``origin`` (``start`` by default; where the consumer cuts its
+    output, such as Parquet row groups), to the end: the consumer then has nothing to put
+    together once the last one is in. Each process keeps its own warm state (caches,
+    solvers) from chunk to chunk; items do not depend on it or on the chunking, so the
+    bytes are the same.
     """
     check_chunking(spec, count, start=start, workers=workers, chunk=chunk)
     if align < 1:

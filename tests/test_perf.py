@@ -32,8 +32,8 @@ def test_workers_show_speed_up_and_identical_bytes(capsys):
     cells = dict(zip(_cells(header, rule), _cells(row, rule), strict=True))
     pairs = cells["speed-ups"].split("-")
     assert len(pairs) == SPEED_UP_PAIRS and [float(x) for x in pairs] == sorted(float(x) for x in pairs)
-    # Two processes apart, each writing half the records to its own file: a speed-up above 1
-    # on any machine with two cores, and the pool's share of it a percentage.
+    # Two processes apart, each writing half the records to its own file: a speed-up (in runs
+    # this short, not always above 1), and the pool's share of it a percentage.
     assert float(cells["apart"]) > 0 and cells["of apart"].endswith("%")
     assert cells["speed-up floor"] == "1.8x" and cells["speed-up met"] in ("yes", "no")
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from statistics import median_low
 from typing import Any
 
 from pencilbench.bench.commands.eval import add_executor_arguments, check_executor
@@ -138,17 +139,17 @@ def _speed_ups(folder: Path, spec: Spec, count: int, workers: int,
     shares = [(folder / f"apart-{k}.parquet", spec, cuts[k], cuts[k + 1] - cuts[k]) for k in range(workers)]
     rounds = []
     with ProcessPoolExecutor(max_workers=workers) as apart:
-        list(apart.map(_write_share, [(path, spec, 0, 1) for path, spec, _, _ in shares]))  # started and warm
+        list(apart.map(_write_share, [(path, spec, 0, 1) for path, *_ in shares]))  # started and warm
         for repeat in range(SPEED_UP_PAIRS):
             alone, _, _ = _timed_write(single, spec, count, 1)
             wall, cpu, own = _timed_write(pooled, spec, count, workers) if repeat else first
             separate, _, _ = _timed(lambda: list(apart.map(_write_share, shares)))
             rounds.append((alone / wall, alone / separate, separate / wall, wall, cpu, own))
-    speed_up, _, _, wall, cpu, own = sorted(rounds)[len(rounds) // 2]
+    speed_up, _, _, wall, cpu, own = median_low(rounds)
     return {"inst/s": count / wall, "inst/cpu-s": count / cpu, "speed-up": speed_up,
             "speed-ups": "-".join(f"{r[0]:.2f}" for r in sorted(rounds)),
-            "apart": sorted(r[1] for r in rounds)[len(rounds) // 2],
-            "of apart": f"{100 * sorted(r[2] for r in rounds)[len(rounds) // 2]:.0f}%",
+            "apart": median_low(r[1] for r in rounds),
+            "of apart": f"{100 * median_low(r[2] for r in rounds):.0f}%",
             "main CPU": f"{100 * own / cpu:.0f}%",
             "same bytes": "yes" if single.read_bytes() == pooled.read_bytes() else "NO"}
 
